@@ -1,0 +1,131 @@
+"""The contract every gradient method fulfils, and the input checks they all share."""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from odebench import solvers
+from odebench.errors import InvalidInputError, UnsupportedError
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a method declares about itself; tests and reports read these, never its name.
+
+    Attributes:
+        exact_discrete_gradient: the gradient equals autograd through the forward solver's
+            own steps (to round-off), so its error is the discretisation error alone.
+        adaptive: adaptive-step solvers are supported.
+        fixed_step: fixed-step solvers are supported.
+        multiple_output_times: the loss may use the solution at several times.
+        time_gradient: gradients with respect to the output times ``t`` are computed.
+        backend: the library that does the differentiating.
+        reference: the paper the method comes from.
+    """
+
+    exact_discrete_gradient: bool
+    adaptive: bool
+    fixed_step: bool
+    multiple_output_times: bool
+    time_gradient: bool
+    backend: str
+    reference: str
+
+
+class GradientMethod(abc.ABC):
+    """A way of differentiating through an ODE solve.
+
+    Subclasses set `capabilities` and implement `_odeint`; `odeint` validates the input once for
+    all of them, so every method refuses the same bad input with the same one-line message.
+    """
+
+    capabilities: ClassVar[Capabilities]
+    description: ClassVar[str] = ""
+
+    @property
+    def backend_version(self) -> str:
+        """Version of the backend package doing the work."""
+        from importlib.metadata import version
+
+        return version(self.capabilities.backend)
+
+    def supports(self, solver: str) -> bool:
+        """Whether `solver` (a registered name) can be used with this method."""
+        spec = solvers.get(solver)
+        return self.capabilities.adaptive if spec.adaptive else self.capabilities.fixed_step
+
+    def solvers(self) -> list[str]:
+        """The registered solvers this method supports."""
+        return [name for name in solvers.names() if self.supports(name)]
+
+    def odeint(
+        self,
+        func: nn.Module,
+        y0: torch.Tensor,
+        t: torch.Tensor,
+        *,
+        solver: str = "dopri5",
+        rtol: float = 1e-7,
+        atol: float = 1e-9,
+        options: Mapping[str, Any] | None = None,
+    ) -> torch.Tensor:
+        """Solve ``dy/dt = func(t, y)``, ``y(t[0]) = y0``; return y at every time in `t`.
+
+        The result has shape ``(len(t), *y0.shape)`` and `loss.backward()` on anything computed
+        from it differentiates with respect to `y0` and `func`'s parameters by this method.
+        """
+        validate(self, func, y0, t, solver, rtol, atol)
+        return self._odeint(func, y0, t, solver=solver, rtol=rtol, atol=atol, options=options)
+
+    @abc.abstractmethod
+    def _odeint(self, func, y0, t, *, solver, rtol, atol, options) -> torch.Tensor: ...
+
+
+def validate(method: GradientMethod, func, y0, t, solver: str, rtol, atol) -> None:
+    """Refuse input no method can honour, with a one-line reason."""
+    if not isinstance(func, nn.Module):
+        raise InvalidInputError(f"func must be a torch.nn.Module, got {type(func).__name__}")
+    for name, x in (("y0", y0), ("t", t)):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise InvalidInputError(f"{name} must be a floating-point tensor")
+    if t.ndim != 1 or len(t) < 1:
+        raise InvalidInputError(f"t must be one-dimensional and non-empty, got shape {tuple(t.shape)}")
+    if len(t) > 1 and not bool((t[1:] > t[:-1]).all()):
+        raise InvalidInputError("t must be strictly increasing")
+    if len(t) > 2 and not method.capabilities.multiple_output_times:
+        raise UnsupportedError(f"{type(method).__name__} supports only t = [t0, t1]")
+    if t.requires_grad and not method.capabilities.time_gradient:
+        raise UnsupportedError(
+            f"{type(method).__name__} does not compute gradients with respect to t; detach t"
+        )
+    tensors = [("t", t)] + [(f"parameter {n}", p) for n, p in func.named_parameters()]
+    for name, x in tensors:
+        if x.dtype != y0.dtype:
+            raise InvalidInputError(f"{name} has dtype {x.dtype} but y0 has {y0.dtype}")
+        if x.device != y0.device:
+            raise InvalidInputError(f"{name} is on {x.device} but y0 is on {y0.device}")
+    spec = solvers.get(solver)
+    if not method.supports(solver):
+        valid = ", ".join(method.solvers())
+        raise UnsupportedError(f"solver {solver!r} is not supported by this method; valid: {valid}")
+    if spec.adaptive:
+        check_tolerances(rtol, atol, y0.dtype)
+
+
+def check_tolerances(rtol: float, atol: float, dtype: torch.dtype) -> None:
+    """Tolerances must be positive, finite and no finer than the dtype can resolve."""
+    eps = torch.finfo(dtype).eps
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise InvalidInputError(f"{name} must be a positive finite number, got {value!r}")
+    if rtol < eps:
+        raise InvalidInputError(
+            f"rtol={rtol:g} is below the machine epsilon of {dtype} ({eps:.1e}); no solver can meet it"
+        )

@@ -1,0 +1,331 @@
+"""Explicit Runge-Kutta integration that records its step grid, and replay of a recorded grid.
+
+`integrate` reproduces torchdiffeq's solvers decision for decision (initial step selection,
+error norm, step-size controller, dense output for adaptive solvers; the time grid and linear
+interpolation for fixed-step ones), so a native method takes the same accepted steps as
+torchdiffeq on the same problem and spends the same forward function evaluations. It returns
+a `Trajectory`: the accepted steps with the state (and carried first stage) at each, and where
+every output time falls.
+
+`replay` recomputes the outputs on a recorded trajectory with plain autograd. Its gradient is
+the exact gradient of the discrete forward solve ("discrete-exact"), which the checkpointing
+methods (ACA, symplectic adjoint) must reproduce.
+
+Every output is written as ``y_n + dt * sum_i w_i k_i`` for the step n that contains it, with
+weights ``w`` from the dense-output polynomial (adaptive) or linear interpolation (fixed step),
+so the backward passes treat outputs and step ends alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from odebench.errors import MaxStepsExceeded, UnsupportedError
+from odebench.measure.nfe import notify
+from odebench.solvers import Solver
+from odebench.solvers.tableau import TableauTensors
+
+ADAPTIVE_OPTIONS = frozenset(
+    {"first_step", "max_num_steps", "min_step", "max_step", "safety", "ifactor", "dfactor"}
+)
+FIXED_OPTIONS = frozenset({"step_size", "interp", "perturb"})
+
+
+@dataclass
+class Step:
+    """One accepted step from ``t0`` to ``t0 + dt``, starting at state ``y0``.
+
+    ``f0`` is the first stage carried over from the previous step (adaptive solvers reuse the
+    last stage of a step as the first of the next, as torchdiffeq does); fixed-step solvers
+    evaluate it afresh and store ``None``.
+    """
+
+    t0: torch.Tensor
+    dt: torch.Tensor
+    y0: torch.Tensor
+    f0: torch.Tensor | None
+
+
+@dataclass
+class OutputSlot:
+    """Output number ``index`` equals ``y_n + dt * sum_i weights_i k_i`` of step ``step``."""
+
+    index: int
+    step: int
+    weights: torch.Tensor
+
+
+@dataclass
+class Trajectory:
+    """The recorded discretisation of one solve."""
+
+    solver: Solver
+    t: torch.Tensor
+    steps: list[Step] = field(default_factory=list)
+    outputs: list[OutputSlot] = field(default_factory=list)
+    accepted: int = 0
+    rejected: int = 0
+
+    @property
+    def carries_first_stage(self) -> bool:
+        return self.solver.adaptive
+
+    def outputs_by_step(self) -> dict[int, list[OutputSlot]]:
+        grouped: dict[int, list[OutputSlot]] = {}
+        for slot in self.outputs:
+            grouped.setdefault(slot.step, []).append(slot)
+        return grouped
+
+
+# ----------------------------------------------------------------------------- one step
+
+
+def call_field(func: nn.Module, t: torch.Tensor, y: torch.Tensor, *, just_before: bool = False):
+    """Evaluate ``func`` as torchdiffeq does: time cast to the state's dtype, and a stage at
+    the end of an adaptive step taken at the float just below it."""
+    t = t.to(y.dtype)
+    if just_before:
+        t = torch.nextafter(t, t - 1)
+    return func(t, y)
+
+
+def stage_time(tab: TableauTensors, solver: Solver, i: int, t0, dt, t1):
+    """Time of stage ``i`` and whether it is evaluated just before the step end."""
+    if solver.adaptive and float(tab.c[i]) == 1.0:
+        return t1, True
+    return t0 + float(tab.c[i]) * dt, False
+
+
+def stage_state(tab: TableauTensors, i: int, y0: torch.Tensor, k: list[torch.Tensor], dt_y):
+    """Input of stage ``i``: ``y0 + dt * sum_{j<i} a_ij k_j`` (summed as torchdiffeq sums)."""
+    stacked = torch.stack(k[:i], dim=-1)
+    return y0 + torch.sum(stacked * (tab.a[i, :i] * dt_y), dim=-1)
+
+
+def runge_kutta_stages(func, solver: Solver, tab: TableauTensors, t0, dt, y0, f0):
+    """All stage derivatives ``k`` of one step (``f0`` is reused as ``k_1`` when given)."""
+    dt_y = dt.to(y0.dtype)
+    t1 = t0 + dt
+    k = [call_field(func, t0, y0) if f0 is None else f0]
+    for i in range(1, solver.tableau.stages):
+        ti, just_before = stage_time(tab, solver, i, t0, dt, t1)
+        k.append(call_field(func, ti, stage_state(tab, i, y0, k, dt_y), just_before=just_before))
+    return k
+
+
+def combine(tab: TableauTensors, y0: torch.Tensor, k: list[torch.Tensor], dt, weights):
+    """``y0 + dt * sum_i weights_i k_i``."""
+    dt_y = dt.to(y0.dtype)
+    return y0 + torch.sum(torch.stack(k, dim=-1) * (weights * dt_y), dim=-1)
+
+
+def dense_output_weights(tab: TableauTensors, x: torch.Tensor) -> torch.Tensor:
+    """Stage weights of torchdiffeq's quartic dense output at relative position ``x``.
+
+    torchdiffeq fits ``p(x) = y0 + x d + x^2 c + x^3 b + x^4 a`` through ``y0``, ``y1``, the
+    half-step state and the end derivatives; each coefficient is linear in the stages, and the
+    ``y0`` terms cancel, which leaves these weights.
+    """
+    first = torch.zeros_like(tab.b)
+    first[0] = 1.0
+    last = torch.zeros_like(tab.b)
+    last[-1] = 1.0
+    c2 = (last - 4 * first) - 5 * tab.b + 16 * tab.b_mid
+    c3 = (5 * first - 3 * last) + 14 * tab.b - 32 * tab.b_mid
+    c4 = 2 * (last - first) - 8 * tab.b + 16 * tab.b_mid
+    x = x.to(tab.b.dtype)
+    return x * first + x**2 * c2 + x**3 * c3 + x**4 * c4
+
+
+# ----------------------------------------------------------------------------- forward solve
+
+
+def check_options(solver: Solver, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Refuse options the native integrator does not implement (one line, valid ones listed)."""
+    options = dict(options or {})
+    valid = ADAPTIVE_OPTIONS if solver.adaptive else FIXED_OPTIONS
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise UnsupportedError(
+            f"option(s) {', '.join(unknown)} not supported with solver {solver.name!r} by the "
+            f"native integrator; valid: {', '.join(sorted(valid))}"
+        )
+    if options.get("interp", "linear") != "linear":
+        raise UnsupportedError("only interp='linear' is supported for fixed-step native solves")
+    if options.get("perturb", False):
+        raise UnsupportedError("perturb=True is not supported by the native integrator")
+    return options
+
+
+def integrate(func, y0, t, solver: Solver, rtol, atol, options=None):
+    """Solve on ``t`` as torchdiffeq would; return ``(solution, trajectory)``.
+
+    Runs under the caller's grad mode; the checkpointing methods call it under ``no_grad``.
+    Steps are reported through ``func``'s torchdiffeq-style callbacks when it has them.
+    """
+    options = check_options(solver, options)
+    trajectory = Trajectory(solver=solver, t=t)
+    solution = [y0]
+    if len(t) > 1:
+        if solver.adaptive:
+            _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, solution)
+        else:
+            _integrate_fixed(func, y0, t, solver, options, trajectory, solution)
+    return torch.stack(solution), trajectory
+
+
+def _rms_norm(x: torch.Tensor) -> torch.Tensor:
+    return x.abs().pow(2).mean().sqrt()
+
+
+def _initial_step(func, t0, y0, f0, order, rtol, atol, t_dtype):
+    """Hairer, Norsett & Wanner (II.4) initial step, exactly as torchdiffeq selects it."""
+    scale = atol + torch.abs(y0) * rtol
+    d0 = _rms_norm(y0 / scale).abs()
+    d1 = _rms_norm(f0 / scale).abs()
+    if d0 < 1e-5 or d1 < 1e-5:
+        h0 = torch.tensor(1e-6, dtype=y0.dtype, device=y0.device)
+    else:
+        h0 = 0.01 * d0 / d1
+    h0 = h0.abs()
+    f1 = call_field(func, t0 + h0, y0 + h0 * f0)
+    d2 = torch.abs(_rms_norm((f1 - f0) / scale) / h0)
+    if d1 <= 1e-15 and d2 <= 1e-15:
+        h1 = torch.max(torch.tensor(1e-6, dtype=y0.dtype, device=y0.device), h0 * 1e-3)
+    else:
+        h1 = (0.01 / max(d1, d2)) ** (1.0 / float(order))
+    return torch.min(100 * h0, h1.abs()).to(t_dtype)
+
+
+def _next_step_size(dt, error_ratio, safety, ifactor, dfactor, order):
+    if error_ratio == 0:
+        return dt * ifactor
+    if error_ratio < 1:
+        dfactor = torch.ones((), dtype=dt.dtype, device=dt.device)
+    exponent = torch.tensor(order, dtype=dt.dtype, device=dt.device).reciprocal()
+    factor = torch.min(ifactor, torch.max(safety / error_ratio.type_as(dt) ** exponent, dfactor))
+    return dt * factor
+
+
+def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, solution):
+    device = y0.device
+    t_dtype = torch.promote_types(torch.float64, y0.dtype)
+
+    def as_t(value):
+        return torch.as_tensor(value, dtype=t_dtype, device=device)
+
+    t = t.to(t_dtype)
+    rtol, atol = as_t(rtol), as_t(atol)
+    min_step = as_t(options.get("min_step", 0.0))
+    max_step = as_t(options.get("max_step", math.inf))
+    safety, ifactor = as_t(options.get("safety", 0.9)), as_t(options.get("ifactor", 10.0))
+    dfactor = as_t(options.get("dfactor", 0.2))
+    max_num_steps = int(options.get("max_num_steps", 2**31 - 1))
+    tab = solver.tableau.tensors(y0.dtype, device)
+
+    f0 = call_field(func, t[0], y0)
+    if options.get("first_step") is None:
+        dt = _initial_step(func, t[0], y0, f0, solver.order, rtol, atol, t_dtype)
+    else:
+        dt = as_t(options["first_step"])
+    y, f, t_start, t_end = y0, f0, t[0], t[0]
+    k_last: list[torch.Tensor] = []
+    for j in range(1, len(t)):
+        attempts = 0
+        while t[j] > t_end:
+            if attempts >= max_num_steps:
+                raise MaxStepsExceeded(f"max_num_steps exceeded ({attempts}>={max_num_steps})")
+            attempts += 1
+            if not torch.isfinite(dt):
+                dt = min_step
+            dt = dt.clamp(min_step, max_step)
+            t0, t1 = t_end, t_end + dt
+            notify(func, "callback_step", t0, y, dt)
+            if not t1 > t0:
+                raise FloatingPointError(f"underflow in dt {dt.item()}")
+            if not torch.isfinite(y).all():
+                raise FloatingPointError("non-finite values in the state")
+            k = runge_kutta_stages(func, solver, tab, t0, dt, y, f)
+            if solver.tableau.fsal:
+                y1 = stage_state(tab, len(k) - 1, y, k, dt.to(y.dtype))
+            else:
+                y1 = combine(tab, y, k, dt, tab.b)
+            error = combine(tab, torch.zeros_like(y), k, dt, tab.b_error)
+            error_ratio = _rms_norm(error / (atol + rtol * torch.max(y.abs(), y1.abs()))).abs()
+            accept = bool(error_ratio <= 1)
+            if dt > max_step:
+                accept = False
+            if dt <= min_step:
+                accept = True
+            if accept:
+                trajectory.steps.append(Step(t0=t0, dt=dt, y0=y, f0=f))
+                trajectory.accepted += 1
+                y, f, t_start, t_end, k_last = y1, k[-1], t0, t1, k
+            else:
+                trajectory.rejected += 1
+                notify(func, "callback_reject_step", t0, y, dt)
+            dt = _next_step_size(dt, error_ratio, safety, ifactor, dfactor, solver.order)
+            dt = dt.clamp(min_step, max_step)
+        n = len(trajectory.steps) - 1
+        step = trajectory.steps[n]
+        weights = dense_output_weights(tab, (t[j] - t_start) / (t_end - t_start))
+        trajectory.outputs.append(OutputSlot(index=j, step=n, weights=weights))
+        solution.append(combine(tab, step.y0, k_last, step.dt, weights))
+
+
+def fixed_grid(t: torch.Tensor, step_size) -> torch.Tensor:
+    """torchdiffeq's grid: multiples of ``step_size`` from ``t[0]``, the last one moved to ``t[-1]``."""
+    if step_size is None:
+        return t
+    niters = torch.ceil((t[-1] - t[0]) / step_size + 1).item()
+    grid = torch.arange(0, niters, dtype=t.dtype, device=t.device) * step_size + t[0]
+    grid[-1] = t[-1]
+    return grid
+
+
+def _integrate_fixed(func, y0, t, solver, options, trajectory, solution):
+    tab = solver.tableau.tensors(y0.dtype, y0.device)
+    grid = fixed_grid(t, options.get("step_size"))
+    y, j = y0, 1
+    for n, (t0, t1) in enumerate(zip(grid[:-1], grid[1:])):
+        dt = t1 - t0
+        notify(func, "callback_step", t0, y, dt)
+        k = runge_kutta_stages(func, solver, tab, t0, dt, y, None)
+        y1 = combine(tab, y, k, dt, tab.b)
+        trajectory.steps.append(Step(t0=t0, dt=dt, y0=y, f0=None))
+        trajectory.accepted += 1
+        while j < len(t) and t1 >= t[j]:
+            fraction = 0.0 if t[j] == t0 else 1.0 if t[j] == t1 else (t[j] - t0) / (t1 - t0)
+            weights = torch.as_tensor(fraction, dtype=y0.dtype, device=y0.device) * tab.b
+            trajectory.outputs.append(OutputSlot(index=j, step=n, weights=weights))
+            solution.append(combine(tab, y, k, dt, weights))
+            j += 1
+        y = y1
+
+
+# ----------------------------------------------------------------------------- replay
+
+
+def replay(func, y0: torch.Tensor, trajectory: Trajectory) -> torch.Tensor:
+    """Recompute the solution on a recorded grid with plain autograd (discrete-exact)."""
+    solver = trajectory.solver
+    tab = solver.tableau.tensors(y0.dtype, y0.device)
+    if not trajectory.steps:
+        return y0.unsqueeze(0)
+    solution: list[torch.Tensor | None] = [y0] + [None] * (len(trajectory.t) - 1)
+    slots = trajectory.outputs_by_step()
+    y = y0
+    f = call_field(func, trajectory.steps[0].t0, y0) if trajectory.carries_first_stage else None
+    for n, step in enumerate(trajectory.steps):
+        k = runge_kutta_stages(func, solver, tab, step.t0, step.dt, y, f)
+        for slot in slots.get(n, ()):
+            solution[slot.index] = combine(tab, y, k, step.dt, slot.weights)
+        y = combine(tab, y, k, step.dt, tab.b)
+        f = k[-1] if trajectory.carries_first_stage else None
+    return torch.stack(solution)
