@@ -50,6 +50,13 @@ class Adjoint(GradientMethod):
         if self.seminorm:
             adjoint_options["norm"] = "seminorm"
         return torchdiffeq.odeint_adjoint(
-            func, y0, t, rtol=rtol, atol=atol, method=solver, options=options,
-            adjoint_options=adjoint_options, adjoint_params=tuple(func.parameters()),
+            func,
+            y0,
+            t,
+            rtol=rtol,
+            atol=atol,
+            method=solver,
+            options=options,
+            adjoint_options=adjoint_options,
+            adjoint_params=tuple(func.parameters()),
         )

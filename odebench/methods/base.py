@@ -97,8 +97,6 @@ def validate(method: GradientMethod, func, y0, t, solver: str, rtol, atol) -> No
             raise InvalidInputError(f"{name} must be a floating-point tensor")
     if t.ndim != 1 or len(t) < 1:
         raise InvalidInputError(f"t must be one-dimensional and non-empty, got shape {tuple(t.shape)}")
-    if len(t) > 1 and not bool((t[1:] > t[:-1]).all()):
-        raise InvalidInputError("t must be strictly increasing")
     if len(t) > 2 and not method.capabilities.multiple_output_times:
         raise UnsupportedError(f"{type(method).__name__} supports only t = [t0, t1]")
     if t.requires_grad and not method.capabilities.time_gradient:
@@ -110,7 +108,9 @@ def validate(method: GradientMethod, func, y0, t, solver: str, rtol, atol) -> No
         if x.dtype != y0.dtype:
             raise InvalidInputError(f"{name} has dtype {x.dtype} but y0 has {y0.dtype}")
         if x.device != y0.device:
-            raise InvalidInputError(f"{name} is on {x.device} but y0 is on {y0.device}")
+            raise InvalidInputError(f"{name} is on device {x.device} but y0 is on {y0.device}")
+    if len(t) > 1 and not bool((t[1:] > t[:-1]).all()):
+        raise InvalidInputError("t must be strictly increasing")
     spec = solvers.get(solver)
     if not method.supports(solver):
         valid = ", ".join(method.solvers())

@@ -38,8 +38,13 @@ class CheckpointedMethod(GradientMethod):
 
     @abc.abstractmethod
     def step_vjp(
-        self, func, solver: solvers.Solver, tab: TableauTensors, step: Step,
-        cot: StepCotangents, params: tuple[torch.Tensor, ...],
+        self,
+        func,
+        solver: solvers.Solver,
+        tab: TableauTensors,
+        step: Step,
+        cot: StepCotangents,
+        params: tuple[torch.Tensor, ...],
     ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
         """Return the cotangents of (start state, carried first stage, parameters)."""
 
@@ -52,8 +57,13 @@ class CheckpointedMethod(GradientMethod):
 
 def checkpointed_capabilities(reference: str) -> Capabilities:
     return Capabilities(
-        exact_discrete_gradient=True, adaptive=True, fixed_step=True,
-        multiple_output_times=True, time_gradient=False, backend="odebench", reference=reference,
+        exact_discrete_gradient=True,
+        adaptive=True,
+        fixed_step=True,
+        multiple_output_times=True,
+        time_gradient=False,
+        backend="odebench",
+        reference=reference,
     )
 
 

@@ -36,7 +36,8 @@ class Symplectic(CheckpointedMethod):
 
     description = "symplectic adjoint (native)"
     capabilities = checkpointed_capabilities(
-        "Matsubara et al., Symplectic Adjoint Method for Exact Gradient of Neural ODE with Minimal Memory, NeurIPS 2021"
+        "Matsubara et al., Symplectic Adjoint Method for Exact Gradient of Neural ODE "
+        "with Minimal Memory, NeurIPS 2021"
     )
 
     def step_vjp(self, func, solver, tab, step, cot, params):

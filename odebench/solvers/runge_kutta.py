@@ -18,6 +18,7 @@ so the backward passes treat outputs and step ends alike.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -189,10 +190,7 @@ def _initial_step(func, t0, y0, f0, order, rtol, atol, t_dtype):
     scale = atol + torch.abs(y0) * rtol
     d0 = _rms_norm(y0 / scale).abs()
     d1 = _rms_norm(f0 / scale).abs()
-    if d0 < 1e-5 or d1 < 1e-5:
-        h0 = torch.tensor(1e-6, dtype=y0.dtype, device=y0.device)
-    else:
-        h0 = 0.01 * d0 / d1
+    h0 = torch.tensor(1e-06, dtype=y0.dtype, device=y0.device) if d0 < 1e-05 or d1 < 1e-05 else 0.01 * d0 / d1
     h0 = h0.abs()
     f1 = call_field(func, t0 + h0, y0 + h0 * f0)
     d2 = torch.abs(_rms_norm((f1 - f0) / scale) / h0)
@@ -293,7 +291,7 @@ def _integrate_fixed(func, y0, t, solver, options, trajectory, solution):
     tab = solver.tableau.tensors(y0.dtype, y0.device)
     grid = fixed_grid(t, options.get("step_size"))
     y, j = y0, 1
-    for n, (t0, t1) in enumerate(zip(grid[:-1], grid[1:])):
+    for n, (t0, t1) in enumerate(itertools.pairwise(grid)):
         dt = t1 - t0
         notify(func, "callback_step", t0, y, dt)
         k = runge_kutta_stages(func, solver, tab, t0, dt, y, None)

@@ -8,7 +8,7 @@ ones mirror torchdiffeq's step functions (its ``rk4`` is Kutta's 3/8 rule).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -57,14 +57,17 @@ class TableauTensors:
     b_mid: torch.Tensor | None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tensors(tab: ButcherTableau, dtype: torch.dtype, device: torch.device) -> TableauTensors:
     def as_tensor(values):
         return None if values is None else torch.tensor(values, dtype=dtype, device=device)
 
     return TableauTensors(
-        a=as_tensor(tab.a), b=as_tensor(tab.b), c=as_tensor(tab.c),
-        b_error=as_tensor(tab.b_error), b_mid=as_tensor(tab.b_mid),
+        a=as_tensor(tab.a),
+        b=as_tensor(tab.b),
+        c=as_tensor(tab.c),
+        b_error=as_tensor(tab.b_error),
+        b_mid=as_tensor(tab.b_mid),
     )
 
 
@@ -75,7 +78,7 @@ def _square(rows: list[list[float]], stages: int) -> tuple[tuple[float, ...], ..
 def fixed(rows: list[list[float]], b: list[float], c: list[float], order: int) -> ButcherTableau:
     """A fixed-step tableau from the rows of ``a`` below the diagonal."""
     stages = len(b)
-    return ButcherTableau(a=_square([[]] + rows, stages), b=tuple(b), c=tuple(c), order=order)
+    return ButcherTableau(a=_square([[], *rows], stages), b=tuple(b), c=tuple(c), order=order)
 
 
 def from_torchdiffeq(name: str) -> ButcherTableau:
@@ -87,7 +90,7 @@ def from_torchdiffeq(name: str) -> ButcherTableau:
     stages = len(tab.alpha) + 1
     rows = [[float(v) for v in beta] for beta in tab.beta]
     return ButcherTableau(
-        a=_square([[]] + rows, stages),
+        a=_square([[], *rows], stages),
         b=tuple(float(v) for v in tab.c_sol),
         c=(0.0, *(float(v) for v in tab.alpha)),
         order=int(solver.order),
