@@ -1,0 +1,420 @@
+"""The results store: an append-only JSON Lines file of Records, and its reader.
+
+File format (schema 1)
+----------------------
+UTF-8 text, one JSON object per line, each line ending in ``\\n``. Two kinds of line:
+
+``{"type": "header", "schema": 1, "metadata": {...}}``
+    Opens a session of writing. ``metadata`` is the run's metadata
+    (`odebench.environment.collect_metadata`: ``run_id``, ``git_commit``, ``git_dirty``,
+    ``odebench_version``, ``torch_version``, ``hostname``, ``started_at``, ...). A new file
+    starts with one header; every resumed session appends another, so a file holds one or
+    more headers.
+
+``{"type": "record", "run_id": "...", <Record.to_dict()>}``
+    One measurement: the `Case` fields, then the `Record` fields (``case_id``, ``status``,
+    ``error``, ... ``extra``), flat. ``run_id`` is the one of the header the record was
+    written under, which is always the nearest header above it.
+
+Records are appended one line at a time, flushed and fsync'ed, so a killed run loses at most
+the line it was writing. Rules a reader follows:
+
+- An unparsable *last* line is a write torn by a kill: it is skipped with a warning, and
+  resuming truncates it before appending. An unparsable line anywhere else is an error.
+- If a ``case_id`` appears more than once in a file, the last record wins (with a warning).
+- Blank lines are ignored; so are objects whose ``type`` is neither "header" nor "record"
+  (reserved for later versions). Record keys a reader does not know are kept as columns.
+- Non-finite floats are written as ``NaN``, ``Infinity`` and ``-Infinity``, as Python's
+  `json` module does (and reads back).
+- A header whose ``schema`` is above `SCHEMA_VERSION` was written by a newer odebench and is
+  refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from odebench.errors import InvalidInputError
+from odebench.record import RECORD_FIELDS, SCHEMA_VERSION, Case, Record
+
+try:  # advisory lock against two writers on one file; absent on Windows
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+PathLike = str | os.PathLike[str]
+
+#: Metadata keys that `load` always turns into ``meta_<key>`` columns, present or not.
+META_COLUMNS = (
+    "run_id",
+    "git_commit",
+    "git_dirty",
+    "odebench_version",
+    "torch_version",
+    "hostname",
+    "started_at",
+)
+
+__all__ = [
+    "META_COLUMNS",
+    "SCHEMA_VERSION",
+    "ResultsWarning",
+    "ResultsWriter",
+    "load",
+    "load_records",
+    "read_metadata",
+]
+
+
+class ResultsWarning(UserWarning):
+    """A results file was readable but not clean (torn last line, duplicate case ids)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+class ResultsWriter:
+    """Append Records to a JSON Lines results file, one durable line per record.
+
+    Args:
+        path: the results file; parent directories are created.
+        metadata: the run's metadata for the header (see `collect_metadata`); None collects
+            it. A missing ``run_id``, or one already used in the file, is replaced by a new one.
+        resume: continue an existing file: repair a torn last line, append a new header, and
+            expose the case ids already recorded in `done_ids`. Without it an existing
+            non-empty file is refused, so results are never overwritten.
+
+    Use as a context manager; ``write(record)`` appends one record. The file is locked
+    against a second writer for as long as the writer is open.
+    """
+
+    def __init__(self, path: PathLike, metadata: Mapping[str, Any] | None = None, resume: bool = False):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise InvalidInputError(f"results path {self.path} is a directory; give a file path")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        # Unbuffered append: each record goes to the OS in one write call, at the end.
+        self._file = open(self.path, "a+b", buffering=0)  # noqa: SIM115 (closed in close())
+        try:
+            self._lock()
+            self._file.seek(0)
+            data = self._file.read()
+            if data and not resume:
+                raise InvalidInputError(
+                    f"{self.path} already holds results; pass --resume to continue it "
+                    "or choose another --out path"
+                )
+            scan = _scan(data, self.path, warn=False)
+            if scan.torn is not None:
+                warnings.warn(
+                    f"{self.path}:{scan.torn}: dropped a torn last line "
+                    f"({len(data) - scan.end} bytes) before resuming",
+                    ResultsWarning,
+                    stacklevel=2,
+                )
+                self._file.truncate(scan.end)
+                data = data[: scan.end]
+            if data and not data.endswith(b"\n"):
+                self._append(b"\n")
+            self.done_ids: set[str] = {row["case_id"] for row, _ in scan.records}
+            used_run_ids = {h.get("run_id") for h in scan.headers}
+            meta = dict(metadata) if metadata is not None else _collect_metadata()
+            if not meta.get("run_id") or meta["run_id"] in used_run_ids:
+                meta["run_id"] = uuid.uuid4().hex
+            self.metadata: dict[str, Any] = meta
+            self.run_id: str = str(meta["run_id"])
+            header = {"type": "header", "schema": SCHEMA_VERSION, "metadata": meta}
+            self._append(_dumps(header))
+            if created:
+                _fsync_dir(self.path.parent)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def write(self, record: Record) -> None:
+        """Append one record and make it durable (flush + fsync) before returning."""
+        if self._file.closed:
+            raise ValueError(f"ResultsWriter for {self.path} is closed")
+        if not isinstance(record, Record):
+            raise TypeError(f"expected a Record, got {type(record).__name__}")
+        if record.case_id in self.done_ids:
+            warnings.warn(
+                f"{self.path}: case {record.case_id} ({record.case.label()}) is already recorded; "
+                "the later record replaces it when the file is read",
+                ResultsWarning,
+                stacklevel=2,
+            )
+        self._append(_dumps({"type": "record", "run_id": self.run_id, **record.to_dict()}))
+        self.done_ids.add(record.case_id)
+
+    def close(self) -> None:
+        """Release the lock and close the file (idempotent)."""
+        if not self._file.closed:
+            self._file.close()  # closing the descriptor releases the flock
+
+    def __enter__(self) -> ResultsWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _append(self, line: bytes) -> None:
+        view = memoryview(line)
+        while view:
+            written = self._file.write(view)
+            view = view[written:]
+        os.fsync(self._file.fileno())
+
+    def _lock(self) -> None:
+        if fcntl is None:  # pragma: no cover
+            return
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InvalidInputError(
+                f"{self.path} is being written by another odebench process; "
+                "wait for it or choose another --out path"
+            ) from None
+        except OSError:  # filesystems without flock: go on unlocked
+            pass
+
+
+def _collect_metadata() -> dict[str, Any]:
+    from odebench.environment import collect_metadata
+
+    return collect_metadata()
+
+
+def _dumps(obj: Mapping[str, Any]) -> bytes:
+    return (json.dumps(obj, default=_json_default, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _json_default(value: Any) -> Any:
+    """Make numpy/torch scalars and arrays, paths and sets JSON-ready; str() anything else."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    return str(value)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not possible on every platform
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class _Scan:
+    headers: list[dict[str, Any]]  # header metadata, in file order
+    records: list[tuple[dict[str, Any], dict[str, Any]]]  # (record row, its header's metadata)
+    record_lines: list[int]  # line number of each entry of `records`
+    torn: int | None  # line number of a torn last line, or None
+    end: int  # byte offset where the valid content ends
+
+
+def _scan(data: bytes, path: Path, warn: bool = True) -> _Scan:
+    """Parse a results file's bytes; see the module docstring for the rules."""
+    headers: list[dict[str, Any]] = []
+    records: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    record_lines: list[int] = []
+    by_run_id: dict[Any, dict[str, Any]] = {}
+    torn: int | None = None
+    end = 0
+    lines = data.split(b"\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    offset = 0
+    for i, raw in enumerate(lines):
+        start, offset = offset, offset + len(raw) + 1
+        if not raw.strip():
+            continue
+        lineno = i + 1
+        obj, problem = _parse_line(raw)
+        if problem is not None:
+            if i == last:
+                torn, end = lineno, start
+                if warn:
+                    warnings.warn(
+                        f"{path}:{lineno}: skipped an unparsable last line ({problem}); "
+                        "a run was probably killed while writing it",
+                        ResultsWarning,
+                        stacklevel=4,
+                    )
+                break
+            raise InvalidInputError(f"{path}:{lineno}: corrupt results line ({problem})")
+        end = min(offset, len(data))
+        kind = obj.get("type")
+        if kind == "header":
+            schema = obj.get("schema")
+            if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+                raise InvalidInputError(
+                    f"{path}:{lineno}: results schema {schema!r} is not readable by this odebench "
+                    f"(reads up to {SCHEMA_VERSION}); upgrade odebench"
+                )
+            meta = obj.get("metadata")
+            meta = dict(meta) if isinstance(meta, dict) else {}
+            headers.append(meta)
+            by_run_id.setdefault(meta.get("run_id"), meta)
+        elif kind == "record":
+            if not headers:
+                raise InvalidInputError(f"{path}:{lineno}: record before any header line")
+            if not isinstance(obj.get("case_id"), str):
+                raise InvalidInputError(f"{path}:{lineno}: record without a case_id")
+            row = {k: v for k, v in obj.items() if k != "type"}
+            records.append((row, by_run_id.get(row.get("run_id"), headers[-1])))
+            record_lines.append(lineno)
+    return _Scan(headers, records, record_lines, torn, end)
+
+
+def _parse_line(raw: bytes) -> tuple[dict[str, Any], None] | tuple[None, str]:
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, f"not valid JSON: {exc}"
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        return None, 'not a JSON object with a "type"'
+    return obj, None
+
+
+def _read(path: Path, warn: bool = True) -> _Scan:
+    if not path.exists():
+        raise InvalidInputError(f"no results file at {path}")
+    if path.is_dir():
+        raise InvalidInputError(f"{path} is a directory, not a results file")
+    scan = _scan(path.read_bytes(), path, warn=warn)
+    _dedupe(scan, path, warn=warn)
+    return scan
+
+
+def _dedupe(scan: _Scan, path: Path, warn: bool) -> None:
+    """Keep the last record of each case_id, in the position of that last record."""
+    last: dict[str, int] = {}
+    for index, (row, _) in enumerate(scan.records):
+        last[row["case_id"]] = index
+    if len(last) == len(scan.records):
+        return
+    keep = sorted(last.values())
+    if warn:
+        dropped = len(scan.records) - len(keep)
+        warnings.warn(
+            f"{path}: {dropped} record(s) repeat an earlier case_id; kept the last of each",
+            ResultsWarning,
+            stacklevel=4,
+        )
+    scan.records = [scan.records[i] for i in keep]
+    scan.record_lines = [scan.record_lines[i] for i in keep]
+
+
+def read_metadata(path: PathLike) -> list[dict[str, Any]]:
+    """The metadata of every header in a results file, in file order (one per session)."""
+    return _read(Path(path), warn=False).headers
+
+
+def load_records(path: PathLike) -> list[Record]:
+    """The Records of one results file, duplicates resolved (the last of a case_id wins)."""
+    path = Path(path)
+    scan = _read(path)
+    out = []
+    for (row, _), lineno in zip(scan.records, scan.record_lines):
+        try:
+            out.append(Record.from_dict(row))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{path}:{lineno}: not a valid record ({exc})") from None
+    return out
+
+
+def load(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
+    """Read one or more results files into a DataFrame, one row per record.
+
+    Args:
+        paths: a file, a directory (its ``*.jsonl`` files, sorted), or a list of those.
+
+    Returns:
+        Columns: every Record field (`RECORD_FIELDS` order, nullable dtypes: ``Int64``,
+        ``float64``, ``boolean``; strings and ``extra`` as objects), then record keys this
+        version does not know, then ``run_id``, then the record's header metadata as
+        ``meta_<key>`` (always at least ``meta_`` + each of `META_COLUMNS`), then ``source``
+        (the file). Duplicate case ids are resolved per file; the same case in two files
+        gives two rows.
+    """
+    rows: list[dict[str, Any]] = []
+    unknown: dict[str, None] = {}
+    meta_keys: dict[str, None] = dict.fromkeys(META_COLUMNS)
+    for path in _expand(paths):
+        for row, meta in _read(path).records:
+            for key in row:
+                if key not in _RECORD_FIELD_SET and key != "run_id":
+                    unknown.setdefault(key)
+            meta_keys.update(dict.fromkeys(meta))
+            out = dict(row)
+            out.update({f"meta_{k}": v for k, v in meta.items()})
+            out["source"] = str(path)
+            rows.append(out)
+    columns = [*RECORD_FIELDS, *unknown, "run_id", *(f"meta_{k}" for k in meta_keys), "source"]
+    frame = pd.DataFrame(rows, columns=columns)
+    for name, dtype in _DTYPES.items():
+        frame[name] = _as_dtype(frame[name], dtype)
+    return frame
+
+
+def _expand(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    out: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(path.glob("*.jsonl"))
+            if not found:
+                raise InvalidInputError(f"no *.jsonl results files in directory {path}")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
+def _field_dtypes() -> dict[str, str]:
+    """Column dtype of each Record field, read from the dataclass annotations."""
+    annotations = {f.name: str(f.type) for f in fields(Case)}
+    annotations.update({f.name: str(f.type) for f in fields(Record) if f.name != "case"})
+    kinds = {"int": "Int64", "float": "float64", "bool": "boolean", "str": "object"}
+    dtypes = {}
+    for name in RECORD_FIELDS:
+        base = annotations[name].replace(" ", "").removesuffix("|None").removeprefix("None|")
+        dtypes[name] = kinds.get(base, "object")
+    return dtypes
+
+
+def _as_dtype(column: pd.Series, dtype: str) -> pd.Series:
+    if dtype == "object":
+        return column.astype(object).where(column.notna(), None)
+    if dtype == "float64":
+        return pd.to_numeric(column, errors="coerce").astype("float64")
+    try:
+        return column.astype(dtype)
+    except (TypeError, ValueError):  # a value of another type: keep the column as it is
+        return column
+
+
+_RECORD_FIELD_SET = frozenset(RECORD_FIELDS)
+_DTYPES = _field_dtypes()
