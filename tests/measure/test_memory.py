@@ -1,0 +1,157 @@
+"""Peak-memory measurement: what it counts, and the memory shapes the methods are known for.
+
+Allocation counts are deterministic, so the shapes are asserted: backprop through the solver
+grows linearly with the number of steps, the continuous adjoint is flat, the checkpointing
+methods grow by one state per step.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+import torch
+from torch import nn
+
+from odebench import methods
+from odebench.measure import memory
+from odebench.measure.memory import backend_for, measure_peak, track_peak
+
+MB = 2**20
+has_memray = pytest.mark.skipif(memory.memray is None, reason="memray is not installed")
+needs_cuda = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+]
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+
+
+def test_backend_for():
+    assert backend_for("cpu") == ("memray" if memory.memray is not None else "unavailable")
+    assert backend_for("meta") == "unavailable"
+    assert backend_for("cuda") == ("cuda" if torch.cuda.is_available() else "unavailable")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_counts_a_tensor_allocated_inside(device):
+    if backend_for(device) == "unavailable":
+        pytest.skip("no memory backend")
+    result, peak, _ = measure_peak(lambda: torch.ones(100 * MB // 4, device=device), device)
+    assert result.numel() == 100 * MB // 4
+    assert 100 * MB <= peak < 101 * MB
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_counts_a_temporary_freed_inside(device):
+    if backend_for(device) == "unavailable":
+        pytest.skip("no memory backend")
+    result, peak, _ = measure_peak(lambda: torch.ones(50 * MB // 4, device=device).sum(), device)
+    assert float(result) == 50 * MB // 4
+    assert 50 * MB <= peak < 51 * MB
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_ignores_memory_alive_before_the_block(device):
+    if backend_for(device) == "unavailable":
+        pytest.skip("no memory backend")
+    before = {"x": torch.ones(100 * MB // 4, device=device)}
+    _, peak, _ = measure_peak(lambda: before["x"].add_(1.0), device)
+    assert peak < 1 * MB
+    # Freeing it inside the block does not make the peak negative or hide new allocations.
+    _, peak, _ = measure_peak(lambda: (before.pop("x"), torch.ones(10 * MB // 4, device=device)), device)
+    assert 10 * MB <= peak < 11 * MB
+
+
+@has_memray
+def test_capture_file_is_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    measure_peak(lambda: torch.ones(1000))
+    with pytest.raises(ZeroDivisionError), track_peak("cpu") as reading:
+        torch.ones(1000)
+        1 / 0
+    assert reading.peak_bytes is None
+    assert os.listdir(tmp_path) == []
+    assert measure_peak(lambda: torch.ones(1000)).peak_bytes >= 4000  # the tracker was stopped
+
+
+def test_unavailable_without_memray(monkeypatch):
+    monkeypatch.setattr(memory, "memray", None)
+    result, peak, backend = measure_peak(lambda: 42, "cpu")
+    assert (result, peak, backend) == (42, None, "unavailable")
+
+
+# --- the memory shapes of the gradient methods -------------------------------------------------
+
+DIM, WIDTH, BATCH = 16, 256, 128
+FEW, MANY = 10, 40
+STATE_BYTES = BATCH * DIM * 8
+
+
+class MLP(nn.Module):
+    def __init__(self, device) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(DIM, WIDTH), nn.Tanh(), nn.Linear(WIDTH, DIM))
+        self.to(device=device, dtype=torch.float64)
+
+    def forward(self, t, y):
+        return self.net(y)
+
+
+@pytest.fixture(scope="module", params=DEVICES)
+def peaks(request) -> dict[tuple[str, int], int]:
+    """Peak bytes of solve + backward, for every method and both step counts."""
+    device = request.param
+    if backend_for(device) == "unavailable":
+        pytest.skip("no memory backend")
+    func = MLP(device)
+    y0 = torch.randn(BATCH, DIM, dtype=torch.float64, device=device, requires_grad=True)
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64, device=device)
+
+    def block(name: str, steps: int):
+        def run():
+            for x in (y0, *func.parameters()):
+                x.grad = None
+            y = methods.get(name).odeint(func, y0, t, solver="rk4", options={"step_size": 1.0 / steps})
+            y[-1].pow(2).sum().backward()
+
+        return run
+
+    # One thread: the counts do not depend on it (checked), and it is much faster on shared cores.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = {}
+        for name in ("naive", "adjoint", "aca", "symplectic"):
+            block(name, 2)()  # warm-up: lazily initialised buffers are not the method's
+            for steps in (FEW, MANY):
+                out[name, steps] = measure_peak(block(name, steps), device).peak_bytes
+    finally:
+        torch.set_num_threads(threads)
+    print({f"{name}@{steps}": peak for (name, steps), peak in out.items()})
+    return out
+
+
+def growth_per_step(peaks, name):
+    return (peaks[name, MANY] - peaks[name, FEW]) / (MANY - FEW)
+
+
+def test_naive_grows_linearly(peaks):
+    assert peaks["naive", MANY] / peaks["naive", FEW] > 2.5
+
+
+def test_adjoint_is_flat(peaks):
+    assert peaks["adjoint", MANY] / peaks["adjoint", FEW] < 1.3
+
+
+@pytest.mark.parametrize("name", ["aca", "symplectic"])
+def test_checkpointing_grows_by_one_state_per_step(peaks, name):
+    assert 0.5 * STATE_BYTES < growth_per_step(peaks, name) < 2 * STATE_BYTES
+    assert growth_per_step(peaks, name) < 0.1 * growth_per_step(peaks, "naive")
+
+
+def test_symplectic_keeps_less_than_aca(peaks):
+    # One network evaluation's graph at a time against all four stages of a step.
+    assert peaks["symplectic", FEW] < peaks["aca", FEW]
+    assert peaks["symplectic", MANY] < peaks["aca", MANY]
