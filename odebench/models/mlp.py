@@ -1,0 +1,67 @@
+"""A tanh multilayer perceptron as a Neural-ODE vector field."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    """``f(t, y) = W_L tanh(... tanh(W_1 [y, t] + b_1) ...) + b_L``.
+
+    Args:
+        dim: state dimension (input and output of the field).
+        width: hidden units per layer.
+        depth: number of hidden layers (>= 1).
+        time_input: append ``t`` to the input of the first layer (a time-dependent field).
+        generator: draws the initial weights (PyTorch's default fan-in uniform
+            ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``); the global random state is not touched.
+        dtype, device: of the parameters (initial values are drawn in float64 on the CPU, then
+            cast, so every dtype and device gets the rounding of the same numbers).
+
+    Reference: the field of Chen et al., Neural Ordinary Differential Equations, NeurIPS 2018.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        width: int,
+        depth: int = 2,
+        *,
+        time_input: bool = False,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        self.dim, self.width, self.depth, self.time_input = dim, width, depth, time_input
+        sizes = [dim + int(time_input)] + [width] * depth + [dim]
+        self.layers = nn.ModuleList(
+            nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=dtype, device=device)
+            for n_in, n_out in itertools.pairwise(sizes)
+        )
+        self.reset_parameters(generator)
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Fan-in uniform initialisation from `generator` (a fresh seed-0 one when None)."""
+        if generator is None:
+            generator = torch.Generator(device="cpu").manual_seed(0)
+        for layer in self.layers:
+            bound = 1.0 / math.sqrt(layer.in_features)
+            for p in (layer.weight, layer.bias):
+                draw = torch.rand(p.shape, generator=generator, dtype=torch.float64)
+                p.copy_((2 * draw - 1) * bound)
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = y
+        if self.time_input:
+            h = torch.cat([y, t.to(y).expand(*y.shape[:-1], 1)], dim=-1)
+        for layer in self.layers[:-1]:
+            h = torch.tanh(layer(h))
+        return self.layers[-1](h)

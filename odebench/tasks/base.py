@@ -1,0 +1,145 @@
+"""The contract every task fulfils (`Task.build -> Problem`) and the losses tasks share."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from odebench.errors import InvalidInputError
+
+ExactGradient = Callable[[], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """One concrete differentiation problem: ``L(y(t))`` with ``dy/dt = func(t, y)``, ``y(t[0]) = y0``.
+
+    Attributes:
+        func: the vector field ``func(t, y)``; its parameters are what is differentiated.
+        y0: initial state (batched where the task is), ``requires_grad`` False.
+        t: output times, strictly increasing, same dtype and device as `y0`.
+        loss: maps the solution, shape ``(len(t), *y0.shape)``, to a scalar.
+        step_size: a sensible default step for fixed-step solvers.
+        exact_gradient: returns ``(dL/dy0, {name: dL/dparam})`` in float64 on the CPU, parameters
+            in ``func.named_parameters()`` order; None when no closed form exists.
+        exact_gradient_error: relative 2-norm error bound of `exact_gradient` (its float64
+            round-off); None when unknown.
+    """
+
+    func: nn.Module
+    y0: torch.Tensor
+    t: torch.Tensor
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    step_size: float
+    exact_gradient: ExactGradient | None = None
+    exact_gradient_error: float | None = None
+
+    @property
+    def n_params(self) -> int:
+        """Number of scalar parameters of `func`."""
+        return sum(p.numel() for p in self.func.parameters())
+
+    @property
+    def state_size(self) -> int:
+        """Number of scalars in the (batched) state."""
+        return self.y0.numel()
+
+
+class Task(abc.ABC):
+    """A family of problems indexed by one size knob; `build` makes one of them.
+
+    Subclasses set the class variables and implement `_build`. Building is cheap, deterministic
+    and leaves the global random state alone: everything random is drawn in float64 on the CPU
+    from a local generator seeded with `seed`, then cast, so a float32 or GPU problem is the
+    rounding of the float64 CPU one.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    paper: ClassVar[str]
+    probes: ClassVar[str]
+    size_knob: ClassVar[str]
+    default_size: ClassVar[int]
+    sizes: ClassVar[tuple[int, ...]]
+
+    def build(
+        self,
+        size: int | None = None,
+        *,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> Problem:
+        """Make the problem of the given size (None: `default_size`) in `dtype` on `device`."""
+        size = self.default_size if size is None else size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InvalidInputError(
+                f"{self.name}: size ({self.size_knob}) must be a positive int, got {size!r}"
+            )
+        if not dtype.is_floating_point:
+            raise InvalidInputError(f"{self.name}: dtype must be floating point, got {dtype}")
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        return self._build(size, generator, dtype, torch.device(device))
+
+    @abc.abstractmethod
+    def _build(
+        self, size: int, generator: torch.Generator, dtype: torch.dtype, device: torch.device
+    ) -> Problem: ...
+
+    def reference_tolerance(self, size: int) -> float:
+        """rtol = atol of the float64 dopri8 reference solve at this size."""
+        return 1e-12
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, {self.size_knob}={self.default_size})"
+
+
+def uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high: float) -> torch.Tensor:
+    """Float64 CPU uniform draws on ``[low, high)`` from `generator`."""
+    return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
+
+
+def normal(generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
+    """Float64 CPU standard normal draws from `generator`."""
+    return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+class WeightedSum(nn.Module):
+    """``L = sum_i <w_i, y(t_i)>``: weights of the solution's shape (or broadcastable to it)."""
+
+    def __init__(self, weights: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("weights", weights)
+
+    def forward(self, solution: torch.Tensor) -> torch.Tensor:
+        return (solution * self.weights).sum()
+
+
+class TrajectoryMSE(nn.Module):
+    """Mean squared error between the solution at ``t[1:]`` and a fixed target of that shape.
+
+    A zero target makes it the mean squared state along the trajectory.
+    """
+
+    def __init__(self, target: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target)
+
+    def forward(self, solution: torch.Tensor) -> torch.Tensor:
+        return (solution[1:] - self.target).pow(2).mean()
+
+
+class FinalStateEnergy(nn.Module):
+    """``L = mean over the batch of |y(T)|^2 / (2 * scale^2)``: the final state only."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, solution: torch.Tensor) -> torch.Tensor:
+        return solution[-1].pow(2).sum(-1).mean() / (2 * self.scale**2)

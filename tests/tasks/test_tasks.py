@@ -1,0 +1,198 @@
+"""Every registered task: deterministic builds, shapes and dtypes, and a solve by every core method."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from odebench import methods, tasks
+from odebench.errors import InvalidInputError, UnknownNameError
+from odebench.tasks.base import Problem, Task
+
+NAMES = tasks.names()
+
+
+def smallest(task: Task) -> int:
+    return min(task.sizes)
+
+
+def tensors(problem: Problem) -> dict[str, torch.Tensor]:
+    named = {"y0": problem.y0, "t": problem.t}
+    named.update({f"param.{n}": p.detach() for n, p in problem.func.named_parameters()})
+    return named
+
+
+def gradient(problem: Problem, method: str, **solve) -> list[torch.Tensor]:
+    y0 = problem.y0.detach().clone().requires_grad_(True)
+    params = list(problem.func.parameters())
+    solution = methods.get(method).odeint(problem.func, y0, problem.t, **solve)
+    grads = torch.autograd.grad(problem.loss(solution), [y0, *params], allow_unused=True)
+    return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, [y0, *params])]
+
+
+def test_registry_has_the_built_in_tasks():
+    assert {"linear", "spiral", "lotka_volterra", "lorenz63", "mlp"} <= set(NAMES)
+    with pytest.raises(UnknownNameError, match="valid: linear"):
+        tasks.get("nope")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metadata(name):
+    task = tasks.get(name)
+    assert task.name == name
+    for attr in ("description", "paper", "probes", "size_knob"):
+        text = getattr(task, attr)
+        assert isinstance(text, str) and text and "\n" not in text, attr
+    assert type(task).__doc__
+    assert task.default_size in task.sizes
+    assert list(task.sizes) == sorted(set(task.sizes)) and min(task.sizes) >= 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_build_is_deterministic_and_leaves_global_rng_alone(name):
+    task = tasks.get(name)
+    size = smallest(task)
+    state = torch.random.get_rng_state()
+    a, b = task.build(size, seed=3), task.build(size, seed=3)
+    assert torch.equal(state, torch.random.get_rng_state())
+    ta, tb = tensors(a), tensors(b)
+    assert ta.keys() == tb.keys()
+    for key in ta:
+        assert ta[key].dtype == tb[key].dtype and torch.equal(ta[key], tb[key]), key
+    probe = torch.linspace(0.5, 1.5, math.prod((len(a.t), *a.y0.shape)), dtype=torch.float64)
+    probe = probe.reshape(len(a.t), *a.y0.shape)
+    assert torch.equal(a.loss(probe), b.loss(probe))
+    other = task.build(size, seed=4)
+    assert not torch.equal(other.y0, a.y0)  # every task draws y0 from the seed
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_shapes_and_dtypes(name, dtype):
+    task = tasks.get(name)
+    problem = task.build(smallest(task), dtype=dtype)
+    assert problem.y0.dtype == dtype and problem.t.dtype == dtype
+    assert not problem.y0.requires_grad and not problem.t.requires_grad
+    assert problem.t.ndim == 1 and len(problem.t) >= 2
+    assert bool((problem.t[1:] > problem.t[:-1]).all())
+    params = list(problem.func.named_parameters())
+    assert params and problem.n_params == sum(p.numel() for _, p in params)
+    for n, p in params:
+        assert p.dtype == dtype and p.requires_grad, n
+    assert problem.step_size > 0 and problem.step_size < float(problem.t[-1] - problem.t[0])
+    f = problem.func(problem.t[0], problem.y0)
+    assert f.shape == problem.y0.shape and f.dtype == dtype
+    if dtype == torch.float32:  # the float32 problem is the rounding of the float64 one
+        wide = task.build(smallest(task))
+        for key, x in tensors(problem).items():
+            assert torch.equal(x, tensors(wide)[key].to(dtype)), key
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_loss_is_a_finite_scalar_after_a_solve(name, dtype):
+    task = tasks.get(name)
+    problem = task.build(task.default_size, dtype=dtype)
+    solution = methods.get("naive").odeint(
+        problem.func, problem.y0, problem.t, solver="dopri5", rtol=1e-5, atol=1e-7
+    )
+    assert solution.shape == (len(problem.t), *problem.y0.shape)
+    loss = problem.loss(solution)
+    assert loss.ndim == 0 and loss.dtype == dtype and torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("method", methods.CORE)
+@pytest.mark.parametrize("name", NAMES)
+def test_every_core_method_gives_finite_gradients(name, method):
+    task = tasks.get(name)
+    problem = task.build(smallest(task))
+    grads = gradient(problem, method, solver="dopri5", rtol=1e-4, atol=1e-6)
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+    assert any(bool(g.abs().sum() > 0) for g in grads[1:])  # the parameters get a gradient
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exact_gradient_contract(name):
+    task = tasks.get(name)
+    problem = task.build(smallest(task), dtype=torch.float32)
+    if problem.exact_gradient is None:
+        assert problem.exact_gradient_error is None
+        return
+    grad_y0, grad_params = problem.exact_gradient()
+    assert grad_y0.dtype == torch.float64 and grad_y0.shape == problem.y0.shape
+    assert list(grad_params) == [n for n, _ in problem.func.named_parameters()]
+    for n, p in problem.func.named_parameters():
+        assert grad_params[n].dtype == torch.float64 and grad_params[n].shape == p.shape
+    assert 0 < problem.exact_gradient_error < 1e-10
+
+
+def test_bad_sizes_are_refused():
+    for size in (0, -1, 2.5, True):
+        with pytest.raises(InvalidInputError, match="size"):
+            tasks.get("linear").build(size)
+
+
+def test_linear_matches_its_exact_gradient():
+    problem = tasks.get("linear").build()
+    grads = gradient(problem, "naive", solver="dopri5", rtol=1e-10, atol=1e-10)
+    grad_y0, grad_params = problem.exact_gradient()
+    exact = torch.cat([grad_y0.flatten(), grad_params["A"].flatten()])
+    got = torch.cat([g.flatten() for g in grads])
+    assert (got - exact).norm() / exact.norm() < 1e-8
+
+
+def test_mlp_model_width_and_time_input():
+    from odebench.models import MLP
+
+    g = torch.Generator().manual_seed(0)
+    field = MLP(3, 5, depth=3, time_input=True, generator=g)
+    assert [tuple(p.shape) for p in field.parameters()][::2] == [(5, 4), (5, 5), (5, 5), (3, 5)]
+    y = torch.ones(7, 3, dtype=torch.float64)
+    assert field(torch.tensor(0.0, dtype=torch.float64), y).shape == (7, 3)
+    assert not torch.equal(field(torch.tensor(0.0), y), field(torch.tensor(1.0), y))
+    again = MLP(3, 5, depth=3, time_input=True, generator=torch.Generator().manual_seed(0))
+    assert all(torch.equal(p, q) for p, q in zip(field.parameters(), again.parameters()))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_build_on_device(name, device):
+    task = tasks.get(name)
+    problem = task.build(smallest(task), device=device)
+    on_device = [problem.y0, problem.t, *problem.func.parameters()]
+    assert all(x.device.type == device for x in on_device)
+    assert problem.func(problem.t[0], problem.y0).device.type == device
+    reference = task.build(smallest(task))
+    for key, x in tensors(problem).items():
+        assert torch.equal(x.cpu(), tensors(reference)[key]), key
+
+
+def test_a_plug_in_task_registers_by_decorator():
+    @tasks.register("decay_plugin")
+    class Decay(Task):
+        name = "decay_plugin"
+        description = "dy/dt = -k y"
+        paper = "none"
+        probes = "the plug-in path"
+        size_knob = "dimension"
+        default_size = 3
+        sizes = (3,)
+
+        def _build(self, size, generator, dtype, device):
+            from odebench.tasks.base import WeightedSum, normal
+            from odebench.tasks.linear import LinearField
+
+            func = LinearField(-torch.eye(size, dtype=dtype, device=device))
+            y0 = normal(generator, (size,)).to(dtype=dtype, device=device)
+            t = torch.tensor([0.0, 1.0], dtype=dtype, device=device)
+            loss = WeightedSum(torch.ones(2, size, dtype=dtype, device=device))
+            return Problem(func=func, y0=y0, t=t, loss=loss, step_size=0.1)
+
+    try:
+        assert "decay_plugin" in tasks.names()
+        problem = tasks.get("decay_plugin").build()
+        assert problem.y0.shape == (3,) and problem.exact_gradient is None
+    finally:
+        tasks.registry.unregister("decay_plugin")
+    assert "decay_plugin" not in tasks.names()
