@@ -1,0 +1,76 @@
+"""A `Comparison` as Markdown: a verdict line, the two runs' metadata, a table per kind of change."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from odebench.report.markdown import markdown_table
+
+if TYPE_CHECKING:
+    from odebench.report.comparison import Comparison, Delta
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _deltas_table(deltas: tuple[Delta, ...]) -> str:
+    rows = [
+        (
+            d.label,
+            d.metric,
+            _fmt(d.base),
+            _fmt(d.new),
+            "–" if d.ratio is None else f"{d.ratio:.4g}x",
+            d.case_id,
+        )
+        for d in deltas
+    ]
+    return markdown_table(
+        pd.DataFrame(rows, columns=["case", "metric", "base", "new", "new/base", "case_id"])
+    )
+
+
+def render(c: Comparison) -> str:
+    """The comparison as Markdown."""
+    verdict = "**REGRESSED**" if c.regressed else "no regression"
+    out = [
+        "# odebench compare",
+        "",
+        f"{verdict}: {c.n_common} cases in both runs; {len(c.regressions)} regressions, "
+        f"{len(c.improvements)} improvements, {len(c.changes)} other changes; "
+        f"{len(c.only_in_base)} cases only in base, {len(c.only_in_new)} only in new.",
+        "",
+        f"Times and peak memory count when they move by more than a factor {c.factor:g}; "
+        "NFE, VJP and step counts on any change; the gradient error on a relative change above "
+        f"{c.error_rtol:g} (unless both are at the reference's resolution); a status leaving ok "
+        "is a regression.",
+        "",
+    ]
+    runs = c.runs.fillna("–")
+    hosts = runs.loc["hostname"] if "hostname" in runs.index else None
+    if hosts is not None and "–" not in (hosts["base"], hosts["new"]) and hosts["base"] != hosts["new"]:
+        out += [
+            f"> Base and new ran on different hosts ({hosts['base']} vs {hosts['new']}): "
+            "timings may differ for that reason alone.",
+            "",
+        ]
+    if c.only_in_base:
+        out += [f"> {len(c.only_in_base)} cases of the base are missing from the new run (listed below).", ""]
+    out += ["## Runs", "", markdown_table(runs.rename_axis("").reset_index()), ""]
+    for title, deltas in (
+        ("Regressions", c.regressions),
+        ("Improvements", c.improvements),
+        ("Other changes", c.changes),
+    ):
+        out += [f"## {title} ({len(deltas)})", "", _deltas_table(deltas) if deltas else "(none)", ""]
+    for title, refs in (("Only in base", c.only_in_base), ("Only in new", c.only_in_new)):
+        table = pd.DataFrame([(r.label, r.case_id) for r in refs], columns=["case", "case_id"])
+        out += [f"## {title} ({len(refs)})", "", markdown_table(table) if refs else "(none)", ""]
+    return "\n".join(out)

@@ -1,0 +1,59 @@
+"""What a report is made of, independent of how it is written out (Markdown or HTML).
+
+Paragraphs are strings with a little inline Markdown (``**bold**`` and ```code```); tables are
+frames of already formatted strings; figures are files on disk. Every figure and table gets the
+document's provenance (the command and the results files) appended to its caption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure written as PNG and SVG, with its caption."""
+
+    title: str
+    caption: str
+    png: Path
+    svg: Path
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of formatted cells, with its caption."""
+
+    title: str
+    frame: pd.DataFrame
+    caption: str
+
+
+Block = str | Figure | Table
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled run of paragraphs, figures and tables, in order."""
+
+    title: str
+    blocks: tuple[Block, ...]
+
+
+@dataclass(frozen=True)
+class Document:
+    """A whole report and where its numbers came from."""
+
+    title: str
+    command: str
+    sources: tuple[str, ...]
+    sections: tuple[Section, ...]
+
+    @property
+    def provenance(self) -> str:
+        """One sentence naming the command and the results files behind every number."""
+        files = ", ".join(f"`{s}`" for s in self.sources) or "(no results files named)"
+        return f"Produced by `{self.command}` from {files}."

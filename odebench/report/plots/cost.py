@@ -1,0 +1,92 @@
+"""Accuracy against cost: gradient error against backward NFE, time and memory, per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from odebench.report.document import Figure
+from odebench.report.plots import common
+from odebench.report.style import LABELS, MethodStyle, figure_style, method_order
+
+#: The cost axes, in panel order.
+COSTS = {"nfe_backward": "backward NFE", "time_total_s": "time", "peak_memory_mib": "memory"}
+
+
+def pareto_mask(cost: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """True for the points no other point beats: none has lower-or-equal cost and error, one lower."""
+    cost, error = np.asarray(cost, float), np.asarray(error, float)
+    mask = np.ones(len(cost), dtype=bool)
+    for i in range(len(cost)):
+        no_worse = (cost <= cost[i]) & (error <= error[i])
+        mask[i] = not (no_worse & ((cost < cost[i]) | (error < error[i]))).any()
+    return mask
+
+
+def accuracy_vs_cost(
+    df: pd.DataFrame, ok: pd.DataFrame, styles: dict[str, MethodStyle], figures_dir: Path
+) -> Figure:
+    """One row of panels per problem, one column per cost; log-log, Pareto front shaded."""
+    rows = common.problems(ok)
+    varying = common.configs(ok)
+    labels: list[str] = []
+    dropped: dict[str, set[str]] = {}
+    with figure_style():
+        fig, axes = common.grid(len(rows), len(COSTS))
+        for r, problem in enumerate(rows):
+            data = ok[ok["problem"] == problem]
+            for c, cost in enumerate(COSTS):
+                ax = axes[r, c]
+                keep = (data["grad_rel_error"] > 0) & (data[cost] > 0)
+                no_error = ~(data["grad_rel_error"] > 0)
+                for method, why in zip(data.loc[~keep, "method"], no_error[~keep]):
+                    dropped.setdefault(method, set()).add("gradient error" if why else COSTS[cost])
+                _panel(ax, data[keep], cost, styles, varying, labels)
+                ax.set_title(f"{problem}: error vs {COSTS[cost]}", fontsize="medium")
+                ax.set_xlabel(LABELS[cost])
+                ax.set_ylabel(LABELS["grad_rel_error"])
+        front = Line2D([], [], color="black", alpha=0.18, linewidth=7, label="Pareto front")
+        handles = [*common.method_handles(ok["method"], styles), common.hollow_handle(), front]
+        common.outside_legend(fig, handles + common.config_handles(labels), title="method")
+        png, svg = common.save(fig, figures_dir, "accuracy_vs_cost")
+    caption = (
+        "Relative gradient error against three costs of one gradient: backward function "
+        "evaluations, forward + backward time (median over repeats) and peak memory. Log-log. "
+        "Points of one method are joined across tolerances (rtol); hollow markers are at the "
+        "reference's resolution (the error is below 10x the reference's own error, so it only "
+        "says 'at most this'). The shaded staircase is the Pareto front: no other point has both "
+        "lower error and lower cost."
+    )
+    if dropped:
+        gaps = "; ".join(f"{m} ({', '.join(sorted(dropped[m]))})" for m in method_order(dropped))
+        caption += f" Points without a positive error or cost cannot be drawn on log axes: {gaps}."
+    note = common.missing_note(df, ok, rows)
+    return Figure("Accuracy vs cost", f"{caption} {note}".strip(), png, svg)
+
+
+def _panel(ax, data: pd.DataFrame, cost: str, styles, varying, labels: list[str]) -> None:
+    if data.empty:
+        common.empty_panel(ax, "no successful measurement")
+        return
+    for method, label, rows in common.series(data, varying):
+        if label not in labels:
+            labels.append(label)
+        rows = rows.sort_values(["rtol", "atol", "step_size"])
+        style = styles[method]
+        linestyle = common.LINESTYLES[labels.index(label) % len(common.LINESTYLES)]
+        ax.plot(rows[cost], rows["grad_rel_error"], color=style.colour, linestyle=linestyle, lw=1.2, zorder=2)
+        common.draw_points(
+            ax, rows[cost].to_numpy(), rows["grad_rel_error"].to_numpy(),
+            rows["at_reference_resolution"].to_numpy(), style,
+        )  # fmt: skip
+    x, y = data[cost].to_numpy(), data["grad_rel_error"].to_numpy()
+    on_front = pareto_mask(x, y)
+    order = np.argsort(x[on_front])
+    ax.plot(
+        x[on_front][order], y[on_front][order], drawstyle="steps-post", color="black",
+        alpha=0.18, linewidth=7, solid_capstyle="round", zorder=1,
+    )  # fmt: skip
+    common.log_axes(ax)

@@ -1,0 +1,66 @@
+"""One colour and one marker per method, the same in every figure, and the figures' look.
+
+Core methods take the first palette slots in their canonical order whether or not a frame has
+them, so ``adjoint`` is the same colour in every report; other methods (peers such as
+``aca@torchdiffeqpack``) follow, sorted by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import matplotlib as mpl
+import seaborn as sns
+from matplotlib.colors import to_hex
+
+from odebench.methods import CORE
+
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
+
+#: Axis labels, with units, of every quantity the report plots.
+LABELS = {
+    "grad_rel_error": "relative gradient error",
+    "nfe_backward": "backward NFE [evaluations]",
+    "time_total_s": "time forward + backward [s]",
+    "peak_memory_mib": "peak memory [MiB]",
+    "rtol": "relative tolerance rtol",
+    "size": "size knob",
+}
+
+
+@dataclass(frozen=True)
+class MethodStyle:
+    """How one method is drawn: a colour (hex) and a marker."""
+
+    colour: str
+    marker: str
+
+
+def method_order(methods: Iterable[str]) -> list[str]:
+    """Core methods first in their canonical order, then the others sorted by name."""
+    present = set(methods)
+    return [m for m in CORE if m in present] + sorted(present - set(CORE))
+
+
+def method_styles(methods: Iterable[str]) -> dict[str, MethodStyle]:
+    """A fixed style per method: core methods keep their slots, others follow sorted."""
+    names = [*CORE, *sorted(set(methods) - set(CORE))]
+    colours = list(sns.color_palette("colorblind", 10))
+    if len(names) > len(colours):
+        colours += list(sns.color_palette("husl", len(names) - len(colours)))
+    return {
+        name: MethodStyle(to_hex(colours[i]), _MARKERS[i % len(_MARKERS)]) for i, name in enumerate(names)
+    }
+
+
+@contextlib.contextmanager
+def figure_style() -> Iterator[None]:
+    """Seaborn's whitegrid look for the figures made inside, leaving global settings alone."""
+    with (
+        mpl.rc_context({"svg.fonttype": "path", "figure.dpi": 100}),
+        sns.axes_style("whitegrid"),
+        sns.plotting_context("notebook", font_scale=0.9),
+    ):
+        yield

@@ -1,0 +1,94 @@
+"""write_report end to end on the synthetic frame: files, planted findings, gaps, captions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from report_synthetic import COMMAND, SOURCES, frame_of, synthetic_records
+
+from odebench.record import Case, Record
+from odebench.report import write_report
+from odebench.report.build import FIGURE_NAMES
+
+
+def test_writes_markdown_html_and_every_figure_as_png_and_svg(report_dir):
+    assert (report_dir / "report.md").is_file()
+    assert (report_dir / "report.html").is_file()
+    for name in FIGURE_NAMES:
+        assert (report_dir / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert "<svg" in (report_dir / "figures" / f"{name}.svg").read_text()[:2000]
+
+
+def test_findings_report_the_planted_numbers(report_dir):
+    md = (report_dir / "report.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    seminorm = next(v for k, v in rows.items() if k.startswith("The seminorm adjoint"))
+    assert "median 40% fewer backward NFE over 8 matching cases" in seminorm
+    assert seminorm.rstrip(" |").endswith("holds")
+    aca = rows["aca has a lower gradient error than the adjoint at the same tolerance."]
+    assert "lower in 8 of 8 matching cases (100%)" in aca and aca.rstrip(" |").endswith("holds")
+    symplectic = rows["symplectic has a lower gradient error than the adjoint at the same tolerance."]
+    assert "lower in 6 of 8 matching cases (75%)" in symplectic
+    memory = next(v for k, v in rows.items() if k.startswith("At large step counts"))
+    assert "in order in 2 of 2 comparison(s)" in memory and "linear[32] at rtol=1e-06" in memory
+
+
+def test_memory_slopes_and_failures_are_reported(report_dir):
+    md = (report_dir / "report.md").read_text()
+    failures = md.split("## Failed cases")[1].split("## Run metadata")[0]
+    assert failures.count("aca@torchdiffeqpack") == 2
+    assert "ImportError: TorchDiffEqPack \\| not installed" in failures and "more" not in failures
+    assert "timeout" in failures
+    assert "No successful record, so not drawn (see the failed cases): aca@torchdiffeqpack." in md
+    assert "| linear | aca@torchdiffeqpack | 0/1 | –" in md
+    assert "| spiral | adjoint | 4/5 |" in md
+
+
+def test_every_figure_and_table_caption_names_command_and_sources(report_dir):
+    md = (report_dir / "report.md").read_text()
+    captions = [line for line in md.splitlines() if re.match(r"\*(Figure|Table) \d+\.", line)]
+    assert len(captions) == len(FIGURE_NAMES) + 4
+    for caption in captions:
+        assert f"`{COMMAND}`" in caption and f"`{SOURCES[0]}`" in caption
+
+
+def test_html_is_self_contained(report_dir):
+    html = (report_dir / "report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == len(FIGURE_NAMES)
+    assert "<script" not in html
+    assert not re.search(r'(src|href)="https?:', html)
+
+
+def test_run_metadata_table(report_dir):
+    md = (report_dir / "report.md").read_text()
+    meta = md.split("## Run metadata")[1]
+    assert "| git_commit | abc1234 |" in meta and "| run_id | run-1 |" in meta and "| records | 43 |" in meta
+
+
+def test_gaps_render_one_size_no_naive_no_symplectic(tmp_path):
+    """A run missing methods and sizes still renders, saying what it cannot show."""
+    records = [r for r in synthetic_records(("adjoint", "seminorm", "aca")) if r.case.size == 8]
+    out = write_report(frame_of(records[:12]), tmp_path, command="cmd", sources=["a.jsonl"])
+    md = (tmp_path / "report.md").read_text()
+    assert out == tmp_path / "report.html"
+    assert "No task was measured at several sizes" in md
+    assert "cannot test: no successful record of symplectic" in md
+    assert "cannot test: no successful record of symplectic, naive" in md
+    assert "No successful, timed naive case to compare with" in md
+    assert {p.name for p in (tmp_path / "figures").iterdir()} == {
+        f"{name}.{ext}" for name in ("accuracy_vs_cost", "error_vs_tolerance") for ext in ("png", "svg")
+    }
+
+
+@pytest.mark.parametrize("n_records", [0, 3])
+def test_no_successful_records_renders_a_report_saying_so(tmp_path, n_records):
+    cases = [Case(task="linear", method=m) for m in ("naive", "adjoint", "aca")][:n_records]
+    records = [Record.failed(c, "crashed", "worker died") for c in cases]
+    out = write_report(frame_of(records), tmp_path, command="cmd", sources=[])
+    md = (tmp_path / "report.md").read_text()
+    assert out.is_file()
+    assert ("No successful records" if n_records else "No records") in md
+    assert list((tmp_path / "figures").iterdir()) == []
+    if n_records:
+        assert md.count("worker died") == 3
