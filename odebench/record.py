@@ -22,8 +22,9 @@ class Case:
     """One measurement: which task, at which size, differentiated how, solved how.
 
     ``size`` is the task's size knob (None: the task's default). ``step_size`` applies to
-    fixed-step solvers only. ``repeats`` is how many timed forward+backward runs follow the
-    warm-up.
+    fixed-step solvers only. ``max_steps`` is the adaptive solvers' step budget per output
+    interval (torchdiffeq's ``max_num_steps``, also applied to the adjoint's backward solve).
+    ``repeats`` is how many timed forward+backward runs follow the warm-up.
     """
 
     task: str
@@ -36,6 +37,7 @@ class Case:
     dtype: str = "float64"
     device: str = "cpu"
     seed: int = 0
+    max_steps: int = 20_000
     repeats: int = 3
 
     @property

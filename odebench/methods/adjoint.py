@@ -31,6 +31,7 @@ class Adjoint(GradientMethod):
         time_gradient=True,
         backend="torchdiffeq",
         reference="Chen et al., Neural Ordinary Differential Equations, NeurIPS 2018",
+        torchdiffeq_grid=True,
     )
 
     def __init__(self, seminorm: bool = False) -> None:

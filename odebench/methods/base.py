@@ -28,6 +28,8 @@ class Capabilities:
         time_gradient: gradients with respect to the output times ``t`` are computed.
         backend: the library that does the differentiating.
         reference: the paper the method comes from.
+        torchdiffeq_grid: the forward solve takes the accepted steps of torchdiffeq's solver of
+            the same name, so the discrete-exact gradient on that grid can be computed.
     """
 
     exact_discrete_gradient: bool
@@ -37,6 +39,7 @@ class Capabilities:
     time_gradient: bool
     backend: str
     reference: str
+    torchdiffeq_grid: bool = False
 
 
 class GradientMethod(abc.ABC):

@@ -64,6 +64,7 @@ def checkpointed_capabilities(reference: str) -> Capabilities:
         time_gradient=False,
         backend="odebench",
         reference=reference,
+        torchdiffeq_grid=True,
     )
 
 

@@ -27,6 +27,7 @@ class Naive(GradientMethod):
         time_gradient=True,
         backend="torchdiffeq",
         reference="Chen et al., Neural Ordinary Differential Equations, NeurIPS 2018",
+        torchdiffeq_grid=True,
     )
 
     def _odeint(self, func, y0, t, *, solver, rtol, atol, options):

@@ -1,0 +1,213 @@
+"""`run_case`: the one place where a case is solved, differentiated and measured.
+
+Order of work for one case, each stage on a fresh graph:
+
+1. build the task's problem and fetch its reference gradient (cached on disk);
+2. a counted run: forward solve and loss, then the gradient, with the field wrapped in
+   `CountedField` (NFE, VJPs and steps per phase); it also warms up allocators and caches;
+3. the discrete-exact gradient on the same grid, where the method's grid is torchdiffeq's;
+4. timing: forward and backward separately, median and IQR over ``repeats`` runs;
+5. peak memory of one forward plus backward, in a run of its own (the profiler slows it).
+
+Failures become a Record with a status; whatever was measured before the failure is kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from odebench import methods, references, solvers, tasks
+from odebench.errors import InvalidInputError, MaxStepsExceeded
+from odebench.measure import CountedField, measure_peak, time_forward_backward
+from odebench.record import Case, Record
+from odebench.solvers.runge_kutta import integrate, replay
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+class NonFiniteGradient(FloatingPointError):
+    """The loss or the gradient contains NaN or Inf."""
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine does not have (one line)."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidInputError(f"device {device!r} requested but CUDA is not available; valid: cpu")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise InvalidInputError(f"unknown device {device!r}; valid: cpu, cuda")
+
+
+def solver_options(case: Case, default_step: float) -> dict[str, Any]:
+    """Options for torchdiffeq-style solvers: the step for fixed-step, the step budget otherwise."""
+    if solvers.get(case.solver).adaptive:
+        return {"max_num_steps": case.max_steps}
+    return {"step_size": case.step_size if case.step_size is not None else default_step}
+
+
+@dataclass
+class _Prepared:
+    """What a case solves: the problem, the method and the solver options."""
+
+    case: Case
+    problem: tasks.Problem
+    method: methods.GradientMethod
+    options: dict[str, Any]
+
+    def solve(self, func, y0):
+        return self.method.odeint(
+            func,
+            y0,
+            self.problem.t,
+            solver=self.case.solver,
+            rtol=self.case.rtol,
+            atol=self.case.atol,
+            options=self.options,
+        )
+
+
+def _gradient(func, y0, loss) -> list[torch.Tensor]:
+    params = list(func.parameters())
+    grads = torch.autograd.grad(loss, [y0, *params], allow_unused=True)
+    return [torch.zeros_like(x) if g is None else g for x, g in zip([y0, *params], grads)]
+
+
+def _flat(grads: list[torch.Tensor], func) -> torch.Tensor:
+    names = [name for name, _ in func.named_parameters()]
+    return references.flatten(grads[0], dict(zip(names, grads[1:])))
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    norm = b.norm().item()
+    diff = (a - b).norm().item()
+    return diff / norm if norm > 0 else diff
+
+
+def _check_finite(loss: torch.Tensor, grads: list[torch.Tensor]) -> None:
+    if not torch.isfinite(loss).all():
+        raise NonFiniteGradient(f"loss is {loss.item()}")
+    for g in grads:
+        if not torch.isfinite(g).all():
+            raise NonFiniteGradient("gradient contains NaN or Inf")
+
+
+def classify(exc: BaseException) -> str:
+    """The Record status of an exception raised while running a case."""
+    message = str(exc)
+    if isinstance(exc, MaxStepsExceeded) or "max_num_steps exceeded" in message:
+        return "max_steps"
+    if isinstance(exc, FloatingPointError) or "non-finite values" in message:
+        return "nan"
+    return "error"
+
+
+def describe(exc: BaseException) -> str:
+    """``Class: first line of the message``, kept short for tables."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:500]}"
+
+
+def run_case(case: Case, *, cache_dir=None) -> Record:
+    """Solve, differentiate and measure one case; never raises for a failing case."""
+    measured: dict[str, Any] = {}
+    started = time.perf_counter()
+    try:
+        _run(case, measured, cache_dir)
+        status, error = "ok", None
+    except Exception as exc:  # a failing case is a result, not a crash of the sweep
+        status, error = classify(exc), describe(exc)
+    measured["wall_time_s"] = time.perf_counter() - started
+    return Record(case=case, case_id=case.case_id, status=status, error=error, **measured)
+
+
+def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
+    check_device(case.device)
+    if case.dtype not in DTYPES:
+        raise InvalidInputError(f"unknown dtype {case.dtype!r}; valid: {', '.join(DTYPES)}")
+    method = methods.get(case.method)
+    caps = method.capabilities
+    measured.update(method_backend=caps.backend, exact_discrete_gradient=caps.exact_discrete_gradient)
+    task = tasks.get(case.task)
+    problem = task.build(case.size, dtype=DTYPES[case.dtype], device=case.device, seed=case.seed)
+    measured.update(n_params=problem.n_params, state_size=problem.state_size)
+    prepared = _Prepared(case, problem, method, solver_options(case, problem.step_size))
+
+    # 1. reference
+    reference = references.reference_gradient(case.task, case.size, case.seed, cache_dir=cache_dir)
+    measured.update(reference_kind=reference.kind, reference_error=reference.error_estimate)
+
+    # 2. counted run
+    counted = CountedField(problem.func)
+    y0 = problem.y0.detach().clone().requires_grad_(True)
+    try:
+        with counted.phase("forward"):
+            loss = problem.loss(prepared.solve(counted, y0))
+        with counted.phase("backward"):
+            grads = _gradient(counted, y0, loss)
+    finally:
+        forward, backward = counted.counts["forward"], counted.counts["backward"]
+        measured.update(
+            nfe_forward=forward.nfe,
+            nfe_backward=backward.nfe,
+            vjp_backward=backward.vjp,
+            steps_accepted=forward.accepted,
+            steps_rejected=forward.rejected,
+            steps_accepted_backward=backward.accepted,
+            steps_rejected_backward=backward.rejected,
+        )
+    _check_finite(loss, grads)
+    flat = _flat(grads, problem.func).to(torch.float64).cpu()
+    ref = reference.flat
+    n_y0 = problem.y0.numel()
+    error = _rel(flat, ref)
+    measured.update(
+        grad_rel_error=error,
+        grad_rel_error_y0=_rel(flat[:n_y0], ref[:n_y0]),
+        grad_rel_error_params=_rel(flat[n_y0:], ref[n_y0:]) if len(ref) > n_y0 else None,
+        grad_cosine=torch.nn.functional.cosine_similarity(flat, ref, dim=0).item(),
+        at_reference_resolution=bool(error < 10 * reference.error_estimate),
+    )
+
+    # 3. discrete-exact gradient on the very grid the forward solve took
+    if caps.torchdiffeq_grid:
+        measured["grad_rel_error_discrete"] = _rel(flat, _discrete_exact(prepared))
+
+    # 4. timing, on the bare field
+    def forward_run():
+        y = problem.y0.detach().clone().requires_grad_(True)
+        return prepared.solve(problem.func, y), y
+
+    def backward_run(out):
+        solution, y = out
+        torch.autograd.grad(problem.loss(solution), [y, *problem.func.parameters()], allow_unused=True)
+
+    timing = time_forward_backward(
+        forward_run, backward_run, repeats=case.repeats, warmup=1, device=case.device
+    )
+    measured.update(
+        time_forward_s=timing.forward.median,
+        time_forward_iqr_s=timing.forward.iqr,
+        time_backward_s=timing.backward.median,
+        time_backward_iqr_s=timing.backward.iqr,
+    )
+
+    # 5. peak memory of one forward plus backward
+    _, peak, backend = measure_peak(lambda: backward_run(forward_run()), case.device)
+    measured.update(peak_memory_bytes=peak, memory_backend=backend)
+
+
+def _discrete_exact(prepared: _Prepared) -> torch.Tensor:
+    """Autograd through odebench's replay of the forward grid (torchdiffeq's accepted steps)."""
+    problem, case = prepared.problem, prepared.case
+    solver = solvers.get(case.solver)
+    with torch.no_grad():
+        _, trajectory = integrate(
+            problem.func, problem.y0, problem.t, solver, case.rtol, case.atol, prepared.options
+        )
+    y0 = problem.y0.detach().clone().requires_grad_(True)
+    loss = problem.loss(replay(problem.func, y0, trajectory))
+    grads = _gradient(problem.func, y0, loss)
+    return _flat(grads, problem.func).to(torch.float64).cpu()
