@@ -2,9 +2,10 @@
 
 Order of work for one case, each stage on a fresh graph:
 
-1. build the task's problem and fetch its reference gradient (cached on disk);
-2. a counted run: forward solve and loss, then the gradient, with the field wrapped in
-   `CountedField` (NFE, VJPs and steps per phase); it also warms up allocators and caches;
+1. build the task's problem; a counted run: forward solve and loss, then the gradient, with
+   the field wrapped in `CountedField` (NFE, VJPs and steps per phase); it also warms up
+   allocators and caches;
+2. the reference gradient of the task (cached on disk) and the errors against it;
 3. the discrete-exact gradient on the same grid, where the method's grid is torchdiffeq's;
 4. timing: forward and backward separately, median and IQR over ``repeats`` runs;
 5. peak memory of one forward plus backward, in a run of its own (the profiler slows it).
@@ -135,11 +136,7 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     measured.update(n_params=problem.n_params, state_size=problem.state_size)
     prepared = _Prepared(case, problem, method, solver_options(case, problem.step_size))
 
-    # 1. reference
-    reference = references.reference_gradient(case.task, case.size, case.seed, cache_dir=cache_dir)
-    measured.update(reference_kind=reference.kind, reference_error=reference.error_estimate)
-
-    # 2. counted run
+    # 1. counted run
     counted = CountedField(problem.func)
     y0 = problem.y0.detach().clone().requires_grad_(True)
     try:
@@ -159,6 +156,10 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
             steps_rejected_backward=backward.rejected,
         )
     _check_finite(loss, grads)
+
+    # 2. reference (after the method, so a failing method fails as itself)
+    reference = references.reference_gradient(case.task, case.size, case.seed, cache_dir=cache_dir)
+    measured.update(reference_kind=reference.kind, reference_error=reference.error_estimate)
     flat = _flat(grads, problem.func).to(torch.float64).cpu()
     ref = reference.flat
     n_y0 = problem.y0.numel()

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import torchdiffeq
 
-from odebench.methods.base import Capabilities, GradientMethod
+from odebench.methods.base import Capabilities, GradientMethod, quiet_fixed_step_callbacks
 
 
 class Adjoint(GradientMethod):
@@ -50,14 +50,15 @@ class Adjoint(GradientMethod):
         adjoint_options = {k: v for k, v in (options or {}).items() if k != "norm"}
         if self.seminorm:
             adjoint_options["norm"] = "seminorm"
-        return torchdiffeq.odeint_adjoint(
-            func,
-            y0,
-            t,
-            rtol=rtol,
-            atol=atol,
-            method=solver,
-            options=options,
-            adjoint_options=adjoint_options,
-            adjoint_params=tuple(func.parameters()),
-        )
+        with quiet_fixed_step_callbacks():
+            return torchdiffeq.odeint_adjoint(
+                func,
+                y0,
+                t,
+                rtol=rtol,
+                atol=atol,
+                method=solver,
+                options=options,
+                adjoint_options=adjoint_options,
+                adjoint_params=tuple(func.parameters()),
+            )

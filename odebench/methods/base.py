@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -89,6 +91,15 @@ class GradientMethod(abc.ABC):
 
     @abc.abstractmethod
     def _odeint(self, func, y0, t, *, solver, rtol, atol, options) -> torch.Tensor: ...
+
+
+@contextlib.contextmanager
+def quiet_fixed_step_callbacks():
+    """Silence torchdiffeq's warning that fixed-step solvers ignore ``callback_reject_step``:
+    fixed steps are never rejected, so the counting wrapper loses nothing."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Solver '.*' does not support callbacks")
+        yield
 
 
 def validate(method: GradientMethod, func, y0, t, solver: str, rtol, atol) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torchdiffeq
 
-from odebench.methods.base import Capabilities, GradientMethod
+from odebench.methods.base import Capabilities, GradientMethod, quiet_fixed_step_callbacks
 
 
 class Naive(GradientMethod):
@@ -31,4 +31,5 @@ class Naive(GradientMethod):
     )
 
     def _odeint(self, func, y0, t, *, solver, rtol, atol, options):
-        return torchdiffeq.odeint(func, y0, t, rtol=rtol, atol=atol, method=solver, options=options)
+        with quiet_fixed_step_callbacks():
+            return torchdiffeq.odeint(func, y0, t, rtol=rtol, atol=atol, method=solver, options=options)

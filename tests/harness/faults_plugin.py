@@ -1,0 +1,89 @@
+"""A plug-in that registers faulty tasks and methods, loaded with --plugin by the sweep tests.
+
+Each fault is one that a real sweep meets: a field whose gradient is infinite, one that blows up (step
+budget), a method that raises, one that hangs, one that exits, one that is killed, a segfault,
+and a slow but healthy method (to interrupt a sweep mid-way).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+
+import torch
+from torch import nn
+
+from odebench import methods, tasks
+from odebench.methods.base import Capabilities, GradientMethod
+from odebench.tasks.base import Problem, Task
+
+
+class _Field(nn.Module):
+    def __init__(self, kind: str, dtype, device) -> None:
+        super().__init__()
+        self.kind = kind
+        self.a = nn.Parameter(torch.ones((), dtype=dtype, device=device))
+
+    def forward(self, t, y):
+        if self.kind == "nan":  # finite solve, infinite gradient: d sqrt(a - 1)/da at a = 1
+            return y * torch.sqrt(self.a - 1.0)
+        return self.a * y**2  # blows up at t = 1 / y0 = 1
+
+
+class _FaultTask(Task):
+    description = "fault injection"
+    paper = "none"
+    probes = "harness robustness"
+    size_knob = "unused"
+    default_size = 1
+    sizes = (1,)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.name = f"fault_{kind}"
+
+    def _build(self, size, generator, dtype, device):
+        y0 = torch.ones(2, dtype=dtype, device=device)
+        t = torch.tensor([0.0, 2.0], dtype=dtype, device=device)
+        return Problem(_Field(self.kind, dtype, device), y0, t, lambda s: s[-1].sum(), step_size=0.1)
+
+
+class _FaultMethod(GradientMethod):
+    description = "fault injection"
+    capabilities = Capabilities(
+        exact_discrete_gradient=False,
+        adaptive=True,
+        fixed_step=True,
+        multiple_output_times=True,
+        time_gradient=False,
+        backend="odebench",
+        reference="none",
+    )
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def _odeint(self, func, y0, t, *, solver, rtol, atol, options):
+        if self.kind == "raise":
+            raise RuntimeError("injected failure")
+        if self.kind == "hang":
+            time.sleep(3600)
+        if self.kind == "exit":
+            os._exit(3)
+        if self.kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if self.kind == "segfault":
+            ctypes.string_at(0)
+        if self.kind == "slow":
+            time.sleep(0.3)
+        return methods.get("aca").odeint(func, y0, t, solver=solver, rtol=rtol, atol=atol, options=options)
+
+
+for kind in ("nan", "explode"):
+    if f"fault_{kind}" not in tasks.registry:
+        tasks.register(f"fault_{kind}", _FaultTask(kind))
+for kind in ("raise", "hang", "exit", "kill", "segfault", "slow"):
+    if f"fault_{kind}" not in methods.registry:
+        methods.register(f"fault_{kind}", _FaultMethod(kind))
