@@ -3,8 +3,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+RESULTS ?= results/quick-$(shell date -u +%Y%m%d-%H%M%S).jsonl
+REPORT ?= report/quick
 
-.PHONY: setup run test lint format
+.PHONY: setup run test test-slow lint format
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,15 +19,20 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(PY) -m odebench.demo
+	$(VENV)/bin/odebench run --suite quick --out $(RESULTS)
+	$(VENV)/bin/odebench report $(RESULTS) --out $(REPORT)
 
 test: setup
 	$(PY) -m pytest
 
+# Tests marked slow stay out of `make test`; CI runs them here (exit 5: none collected).
+test-slow: setup
+	$(PY) -m pytest -m slow || [ $$? -eq 5 ]
+
 lint: setup
-	$(VENV)/bin/ruff check odebench tests
-	$(VENV)/bin/ruff format --check odebench tests
+	$(VENV)/bin/ruff check odebench tests benchmarks
+	$(VENV)/bin/ruff format --check odebench tests benchmarks
 
 format: setup
-	$(VENV)/bin/ruff format odebench tests
-	$(VENV)/bin/ruff check --fix odebench tests
+	$(VENV)/bin/ruff format odebench tests benchmarks
+	$(VENV)/bin/ruff check --fix odebench tests benchmarks

@@ -6,7 +6,8 @@ from dataclasses import replace
 
 import torchdiffeq
 
-from odebench.methods.base import Capabilities, GradientMethod, quiet_fixed_step_callbacks
+from odebench.methods.base import GradientMethod, quiet_fixed_step_callbacks
+from odebench.methods.naive import Naive
 
 
 class Adjoint(GradientMethod):
@@ -23,16 +24,8 @@ class Adjoint(GradientMethod):
     """
 
     description = "continuous adjoint (torchdiffeq.odeint_adjoint)"
-    capabilities = Capabilities(
-        exact_discrete_gradient=False,
-        adaptive=True,
-        fixed_step=True,
-        multiple_output_times=True,
-        time_gradient=True,
-        backend="torchdiffeq",
-        reference="Chen et al., Neural Ordinary Differential Equations, NeurIPS 2018",
-        torchdiffeq_grid=True,
-    )
+    # torchdiffeq's forward solve, as naive; the backward solve is a second discretisation.
+    capabilities = replace(Naive.capabilities, exact_discrete_gradient=False)
 
     def __init__(self, seminorm: bool = False) -> None:
         self.seminorm = seminorm
