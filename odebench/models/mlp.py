@@ -13,10 +13,11 @@ class MLP(nn.Module):
     """``f(t, y) = W_L tanh(... tanh(W_1 [y, t] + b_1) ...) + b_L``.
 
     Args:
-        dim: state dimension (input and output of the field).
+        dim: state dimension (input of the field, and its output unless `out_dim` is given).
         width: hidden units per layer.
         depth: number of hidden layers (>= 1).
         time_input: append ``t`` to the input of the first layer (a time-dependent field).
+        out_dim: output dimension when it differs from `dim` (e.g. an acceleration network).
         generator: draws the initial weights (PyTorch's default fan-in uniform
             ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``); the global random state is not touched.
         dtype, device: of the parameters (initial values are drawn in float64 on the CPU, then
@@ -32,6 +33,7 @@ class MLP(nn.Module):
         depth: int = 2,
         *,
         time_input: bool = False,
+        out_dim: int | None = None,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "cpu",
@@ -40,7 +42,7 @@ class MLP(nn.Module):
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         self.dim, self.width, self.depth, self.time_input = dim, width, depth, time_input
-        sizes = [dim + int(time_input)] + [width] * depth + [dim]
+        sizes = [dim + int(time_input)] + [width] * depth + [dim if out_dim is None else out_dim]
         self.layers = nn.ModuleList(
             nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=dtype, device=device)
             for n_in, n_out in itertools.pairwise(sizes)
