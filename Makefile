@@ -36,3 +36,19 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff format odebench tests benchmarks
 	$(VENV)/bin/ruff check --fix odebench tests benchmarks
+
+# Benchmarking (docs/benchmarking.md): the deterministic-metric gate CI runs, refreshing its
+# baseline after an intended change, pytest-benchmark timings, and an asv smoke run.
+.PHONY: gate baseline perf asv-smoke
+gate: setup
+	$(PY) -m odebench.baseline check
+
+baseline: setup
+	$(PY) -m odebench.baseline update
+
+perf: setup
+	$(PY) -m pytest -m perf tests/perf --benchmark-only
+
+asv-smoke: setup
+	$(VENV)/bin/asv machine --yes
+	$(VENV)/bin/asv run --python=same --quick --show-stderr

@@ -50,7 +50,7 @@ def solver_options(case: Case, default_step: float) -> dict[str, Any]:
 
 
 @dataclass
-class _Prepared:
+class Prepared:
     """What a case solves: the problem, the method and the solver options."""
 
     case: Case
@@ -68,6 +68,18 @@ class _Prepared:
             atol=self.case.atol,
             options=self.options,
         )
+
+
+def prepare(case: Case) -> Prepared:
+    """Build the case's problem and method (what asv and pytest-benchmark time directly)."""
+    check_device(case.device)
+    if case.dtype not in DTYPES:
+        raise InvalidInputError(f"unknown dtype {case.dtype!r}; valid: {', '.join(DTYPES)}")
+    method = methods.get(case.method)
+    problem = tasks.get(case.task).build(
+        case.size, dtype=DTYPES[case.dtype], device=case.device, seed=case.seed
+    )
+    return Prepared(case, problem, method, solver_options(case, problem.step_size))
 
 
 def _gradient(func, y0, loss) -> list[torch.Tensor]:
@@ -125,16 +137,11 @@ def run_case(case: Case, *, cache_dir=None) -> Record:
 
 
 def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
-    check_device(case.device)
-    if case.dtype not in DTYPES:
-        raise InvalidInputError(f"unknown dtype {case.dtype!r}; valid: {', '.join(DTYPES)}")
-    method = methods.get(case.method)
+    prepared = prepare(case)
+    method, problem = prepared.method, prepared.problem
     caps = method.capabilities
     measured.update(method_backend=caps.backend, exact_discrete_gradient=caps.exact_discrete_gradient)
-    task = tasks.get(case.task)
-    problem = task.build(case.size, dtype=DTYPES[case.dtype], device=case.device, seed=case.seed)
     measured.update(n_params=problem.n_params, state_size=problem.state_size)
-    prepared = _Prepared(case, problem, method, solver_options(case, problem.step_size))
 
     # 1. counted run
     counted = CountedField(problem.func)
@@ -200,7 +207,7 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     measured.update(peak_memory_bytes=peak, memory_backend=backend)
 
 
-def _discrete_exact(prepared: _Prepared) -> torch.Tensor:
+def _discrete_exact(prepared: Prepared) -> torch.Tensor:
     """Autograd through odebench's replay of the forward grid (torchdiffeq's accepted steps)."""
     problem, case = prepared.problem, prepared.case
     solver = solvers.get(case.solver)

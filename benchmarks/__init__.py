@@ -1,0 +1,1 @@
+"""asv benchmarks of odebench: thin modules over the harness (see docs/benchmarking.md)."""
