@@ -3,7 +3,7 @@
 A `Grid` is a product of axes; pairs a method does not support (seminorm on a fixed-step
 solver, a peer without that scheme) are left out. The command line can override any axis of
 every grid of a suite, so ``odebench run --suite quick --task spiral`` runs the quick grids on
-spiral alone.
+spiral alone (at spiral's default size unless ``--size`` is given too).
 """
 
 from __future__ import annotations
@@ -97,6 +97,10 @@ class Suite:
     ) -> list[Case]:
         """Every case of the suite, axes overridden where given, duplicates dropped."""
         overrides = {k: tuple(v) for k, v in (overrides or {}).items() if v}
+        if "tasks" in overrides and "sizes" not in overrides:
+            # A grid's sizes belong to its own tasks (a horizon is not a width): other tasks
+            # run at their defaults unless sizes are given too.
+            overrides["sizes"] = (None,)
         unknown = set(overrides) - {f.name for f in fields(Grid)}
         if unknown:
             raise ValueError(f"unknown grid axes: {sorted(unknown)}")

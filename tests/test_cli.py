@@ -61,11 +61,18 @@ def test_list_shows_every_registry(capsys):
 
 
 def test_dry_run_lists_cases(capsys):
-    code, out, _ = run_cli(capsys, "run", "--suite", "quick", "--task", "spiral", "--dry-run")
-    assert code == 0
-    assert out.strip().endswith("cases")
+    code, out, _ = run_cli(capsys, "run", "--suite", "quick", "--dry-run")
+    assert code == 0 and out.strip().endswith("42 cases")
     assert "spiral[5]/aca/rk4/h=" in out and "spiral/seminorm/dopri5/tol=0.0001" in out
     assert "seminorm/rk4" not in out
+
+
+def test_task_override_does_not_borrow_another_tasks_sizes(capsys):
+    """The quick suite's horizons (1, 2, 5) belong to spiral; mlp's knob is its width."""
+    code, out, _ = run_cli(capsys, "run", "--suite", "quick", "--task", "mlp", "--dry-run")
+    assert code == 0 and "mlp[" not in out and "mlp/aca/rk4/h=" in out
+    code, out, _ = run_cli(capsys, "run", "--suite", "quick", "--task", "mlp", "--size", "16", "--dry-run")
+    assert "mlp[16]/aca/dopri5" in out
 
 
 def test_run_report_compare(capsys, tmp_path, monkeypatch):
