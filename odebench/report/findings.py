@@ -114,12 +114,19 @@ def memory_order(ok: pd.DataFrame) -> Finding:
             ok_here = sym < aca < naive
             holding += ok_here
             checked.append(
-                f"{row.problem} at rtol={row.rtol:g}: symplectic {_mib(sym)}, aca {_mib(aca)}, "
+                f"{row.problem} at {_setting(row)}: symplectic {_mib(sym)}, aca {_mib(aca)}, "
                 f"naive {_mib(naive)} ({'in order' if ok_here else 'not in order'})"
             )
     verdict = HOLDS if holding == len(checked) else PARTLY if holding else FAILS
     measured = f"in order in {holding} of {len(checked)} comparison(s): " + "; ".join(checked)
     return Finding(claim, source, measured, verdict)
+
+
+def _setting(row) -> str:
+    """``rk4 h=0.01`` for a fixed-step case, ``rtol=1e-06`` for an adaptive one."""
+    if pd.notna(row.step_size):
+        return f"{row.solver} h={row.step_size:g}"
+    return f"rtol={row.rtol:g}"
 
 
 def findings_table(findings: list[Finding]) -> pd.DataFrame:
