@@ -13,10 +13,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from odebench import methods, references, tasks
+from odebench import references, tasks
 from odebench.errors import InvalidInputError, UnsupportedError
 from odebench.references import Reference, flatten, reference_gradient
 from odebench.tasks.linear import exact_gradient
+from tests.gradients import gradient, relative
 
 NAMES = tasks.names()
 CHECK_TOL = 1e-11
@@ -34,19 +35,6 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def refs(cache_dir) -> dict[str, Reference]:
     return {name: reference_gradient(name, smallest(name), 0, cache_dir=cache_dir) for name in NAMES}
-
-
-def relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
-
-
-def gradient(problem, method: str, **solve) -> torch.Tensor:
-    y0 = problem.y0.detach().clone().requires_grad_(True)
-    params = dict(problem.func.named_parameters())
-    solution = methods.get(method).odeint(problem.func, y0, problem.t, **solve)
-    grads = torch.autograd.grad(problem.loss(solution), (y0, *params.values()), allow_unused=True)
-    grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, (y0, *params.values()))]
-    return flatten(grads[0], dict(zip(params, grads[1:])))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -82,15 +82,14 @@ def prepare(case: Case) -> Prepared:
     return Prepared(case, problem, method, solver_options(case, problem.step_size))
 
 
-def _gradient(func, y0, loss) -> list[torch.Tensor]:
-    params = list(func.parameters())
-    grads = torch.autograd.grad(loss, [y0, *params], allow_unused=True)
-    return [torch.zeros_like(x) if g is None else g for x, g in zip([y0, *params], grads)]
-
-
-def _flat(grads: list[torch.Tensor], func) -> torch.Tensor:
-    names = [name for name, _ in func.named_parameters()]
-    return references.flatten(grads[0], dict(zip(names, grads[1:])))
+def flat_gradient(func, y0: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+    """``dL/dy0`` then ``dL/dtheta`` in ``func.named_parameters()`` order, flattened as the
+    references are (`references.flatten`); a parameter the loss does not use gets zeros."""
+    named = list(func.named_parameters())
+    inputs = [y0, *(p for _, p in named)]
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    grads = [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
+    return references.flatten(grads[0], {name: g for (name, _), g in zip(named, grads[1:])})
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -99,12 +98,11 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return diff / norm if norm > 0 else diff
 
 
-def _check_finite(loss: torch.Tensor, grads: list[torch.Tensor]) -> None:
+def _check_finite(loss: torch.Tensor, gradient: torch.Tensor) -> None:
     if not torch.isfinite(loss).all():
         raise NonFiniteGradient(f"loss is {loss.item()}")
-    for g in grads:
-        if not torch.isfinite(g).all():
-            raise NonFiniteGradient("gradient contains NaN or Inf")
+    if not torch.isfinite(gradient).all():
+        raise NonFiniteGradient("gradient contains NaN or Inf")
 
 
 def classify(exc: BaseException) -> str:
@@ -150,7 +148,7 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
         with counted.phase("forward"):
             loss = problem.loss(prepared.solve(counted, y0))
         with counted.phase("backward"):
-            grads = _gradient(counted, y0, loss)
+            flat = flat_gradient(counted, y0, loss)
     finally:
         forward, backward = counted.counts["forward"], counted.counts["backward"]
         measured.update(
@@ -162,12 +160,12 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
             steps_accepted_backward=backward.accepted,
             steps_rejected_backward=backward.rejected,
         )
-    _check_finite(loss, grads)
+    _check_finite(loss, flat)
 
     # 2. reference (after the method, so a failing method fails as itself)
     reference = references.reference_gradient(case.task, case.size, case.seed, cache_dir=cache_dir)
     measured.update(reference_kind=reference.kind, reference_error=reference.error_estimate)
-    flat = _flat(grads, problem.func).to(torch.float64).cpu()
+    flat = flat.to(torch.float64).cpu()
     ref = reference.flat
     n_y0 = problem.y0.numel()
     error = _rel(flat, ref)
@@ -217,5 +215,4 @@ def _discrete_exact(prepared: Prepared) -> torch.Tensor:
         )
     y0 = problem.y0.detach().clone().requires_grad_(True)
     loss = problem.loss(replay(problem.func, y0, trajectory))
-    grads = _gradient(problem.func, y0, loss)
-    return _flat(grads, problem.func).to(torch.float64).cpu()
+    return flat_gradient(problem.func, y0, loss).to(torch.float64).cpu()

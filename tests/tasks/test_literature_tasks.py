@@ -34,8 +34,9 @@ from odebench.models import (
     fit_readout,
 )
 from odebench.record import Case
-from odebench.references import Reference, flatten, reference_gradient
+from odebench.references import Reference, reference_gradient
 from odebench.tasks.base import TrajectoryMSE
+from tests.gradients import gradient, relative
 
 LITERATURE = (
     "harmonic_oscillator_sonode",
@@ -65,19 +66,6 @@ STIFF_MU = 100
 
 def smallest(name: str) -> int:
     return min(tasks.get(name).sizes)
-
-
-def relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).norm() / b.norm())
-
-
-def gradient(problem, method: str, **solve) -> torch.Tensor:
-    y0 = problem.y0.detach().clone().requires_grad_(True)
-    params = dict(problem.func.named_parameters())
-    solution = methods.get(method).odeint(problem.func, y0, problem.t, **solve)
-    grads = torch.autograd.grad(problem.loss(solution), (y0, *params.values()), allow_unused=True)
-    grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, (y0, *params.values()))]
-    return flatten(grads[0], dict(zip(params, grads[1:])))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,19 @@
+"""Gradients of a task's problem by a named method, flattened as the references are."""
+
+from __future__ import annotations
+
+import torch
+
+from odebench import methods
+from odebench.harness.run import flat_gradient
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def gradient(problem, method: str, **solve) -> torch.Tensor:
+    """Solve `problem` with `method` and return the flat gradient (float64, CPU)."""
+    y0 = problem.y0.detach().clone().requires_grad_(True)
+    solution = methods.get(method).odeint(problem.func, y0, problem.t, **solve)
+    return flat_gradient(problem.func, y0, problem.loss(solution))
