@@ -155,7 +155,7 @@ registry.register(
         "full",
         "every task, method and solver (dopri5, bosh3, dopri8, rk4, midpoint) at several tolerances, "
         "and every size of every task",
-        "several hours on 2 CPU cores (run `odebench run --suite full --dry-run` for the case count)",
+        "about 3.5 hours on 2 CPU cores (1265 cases; a 1-in-40 sample took 9.7 s per case)",
         _full,
         repeats=5,
     ),
