@@ -70,8 +70,6 @@ class Trajectory:
     t: torch.Tensor
     steps: list[Step] = field(default_factory=list)
     outputs: list[OutputSlot] = field(default_factory=list)
-    accepted: int = 0
-    rejected: int = 0
 
     @property
     def carries_first_stage(self) -> bool:
@@ -263,10 +261,8 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
                 accept = True
             if accept:
                 trajectory.steps.append(Step(t0=t0, dt=dt, y0=y, f0=f))
-                trajectory.accepted += 1
                 y, f, t_start, t_end, k_last = y1, k[-1], t0, t1, k
             else:
-                trajectory.rejected += 1
                 notify(func, "callback_reject_step", t0, y, dt)
             dt = _next_step_size(dt, error_ratio, safety, ifactor, dfactor, solver.order)
             dt = dt.clamp(min_step, max_step)
@@ -297,7 +293,6 @@ def _integrate_fixed(func, y0, t, solver, options, trajectory, solution):
         k = runge_kutta_stages(func, solver, tab, t0, dt, y, None)
         y1 = combine(tab, y, k, dt, tab.b)
         trajectory.steps.append(Step(t0=t0, dt=dt, y0=y, f0=None))
-        trajectory.accepted += 1
         while j < len(t) and t1 >= t[j]:
             fraction = 0.0 if t[j] == t0 else 1.0 if t[j] == t1 else (t[j] - t0) / (t1 - t0)
             weights = torch.as_tensor(fraction, dtype=y0.dtype, device=y0.device) * tab.b
