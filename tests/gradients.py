@@ -1,11 +1,16 @@
-"""Gradients of a task's problem by a named method, flattened as the references are."""
+"""Task helpers for the tests: the smallest size, and gradients flattened as references are."""
 
 from __future__ import annotations
 
 import torch
 
-from odebench import methods
+from odebench import methods, tasks
 from odebench.harness.run import flat_gradient
+
+
+def smallest(name: str) -> int:
+    """The task's smallest registered size (what the reference tests use)."""
+    return min(tasks.get(name).sizes)
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:

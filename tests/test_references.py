@@ -15,26 +15,12 @@ import torch
 
 from odebench import references, tasks
 from odebench.errors import InvalidInputError, UnsupportedError
-from odebench.references import Reference, flatten, reference_gradient
+from odebench.references import flatten, reference_gradient
 from odebench.tasks.linear import exact_gradient
-from tests.gradients import gradient, relative
+from tests.gradients import gradient, relative, smallest
 
 NAMES = tasks.names()
 CHECK_TOL = 1e-11
-
-
-def smallest(name: str) -> int:
-    return min(tasks.get(name).sizes)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("references")
-
-
-@pytest.fixture(scope="module")
-def refs(cache_dir) -> dict[str, Reference]:
-    return {name: reference_gradient(name, smallest(name), 0, cache_dir=cache_dir) for name in NAMES}
 
 
 @pytest.mark.parametrize("name", NAMES)

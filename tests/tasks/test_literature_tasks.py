@@ -34,7 +34,7 @@ from odebench.models import (
     fit_readout,
 )
 from odebench.record import Case
-from odebench.references import Reference, reference_gradient
+from odebench.references import reference_gradient
 from odebench.tasks.base import TrajectoryMSE
 from tests.gradients import gradient, relative
 
@@ -62,20 +62,6 @@ ESTIMATE_BOUND = {
 }
 #: A stiff size whose dopri5 solve takes about 75 steps per output interval.
 STIFF_MU = 100
-
-
-def smallest(name: str) -> int:
-    return min(tasks.get(name).sizes)
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("literature-references")
-
-
-@pytest.fixture(scope="module")
-def refs(cache_dir) -> dict[str, Reference]:
-    return {name: reference_gradient(name, smallest(name), 0, cache_dir=cache_dir) for name in LITERATURE}
 
 
 # --- registration and cost -------------------------------------------------------------------
