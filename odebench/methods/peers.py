@@ -46,6 +46,7 @@ from torch import nn
 from odebench import solvers
 from odebench.errors import MaxStepsExceeded, UnsupportedError
 from odebench.methods.base import Capabilities, GradientMethod
+from odebench.solvers.runge_kutta import refuse_unknown_options
 
 BACKEND = "TorchDiffEqPack"  # the PyPI distribution name, so `backend_version` finds it
 ADAPTIVE_OPTIONS = frozenset({"first_step", "max_num_steps"})
@@ -245,14 +246,8 @@ def _backend_problem() -> str | None:
 
 def _check_options(spec: solvers.Solver, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Refuse options the TorchDiffEqPack wrappers do not implement (valid ones listed)."""
-    options = dict(options or {})
     valid = ADAPTIVE_OPTIONS if spec.adaptive else FIXED_OPTIONS
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        raise UnsupportedError(
-            f"option(s) {', '.join(unknown)} not supported with solver {spec.name!r} by the "
-            f"TorchDiffEqPack peers; valid: {', '.join(sorted(valid))}"
-        )
+    options = refuse_unknown_options(options, valid, spec, "the TorchDiffEqPack peers")
     for name in ("first_step", "step_size"):
         value = options.get(name)
         if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):

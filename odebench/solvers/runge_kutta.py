@@ -145,16 +145,24 @@ def dense_output_weights(tab: TableauTensors, x: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- forward solve
 
 
-def check_options(solver: Solver, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Refuse options the native integrator does not implement (one line, valid ones listed)."""
+def refuse_unknown_options(
+    options: Mapping[str, Any] | None, valid: frozenset[str], solver: Solver, by: str
+) -> dict[str, Any]:
+    """A copy of `options`, or a one-line refusal naming the unknown ones and the valid ones."""
     options = dict(options or {})
-    valid = ADAPTIVE_OPTIONS if solver.adaptive else FIXED_OPTIONS
     unknown = sorted(set(options) - valid)
     if unknown:
         raise UnsupportedError(
-            f"option(s) {', '.join(unknown)} not supported with solver {solver.name!r} by the "
-            f"native integrator; valid: {', '.join(sorted(valid))}"
+            f"option(s) {', '.join(unknown)} not supported with solver {solver.name!r} by {by}; "
+            f"valid: {', '.join(sorted(valid))}"
         )
+    return options
+
+
+def check_options(solver: Solver, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Refuse options the native integrator does not implement (one line, valid ones listed)."""
+    valid = ADAPTIVE_OPTIONS if solver.adaptive else FIXED_OPTIONS
+    options = refuse_unknown_options(options, valid, solver, "the native integrator")
     if options.get("interp", "linear") != "linear":
         raise UnsupportedError("only interp='linear' is supported for fixed-step native solves")
     if options.get("perturb", False):
