@@ -96,7 +96,8 @@ class GradientMethod(abc.ABC):
 @contextlib.contextmanager
 def quiet_fixed_step_callbacks():
     """Silence torchdiffeq's warning that fixed-step solvers ignore ``callback_reject_step``:
-    fixed steps are never rejected, so the counting wrapper loses nothing."""
+    fixed steps are never rejected, so the counting wrapper loses nothing. (The adjoint's
+    backward solve warns again, so `run_case` holds this for the whole case.)"""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Solver '.*' does not support callbacks")
         yield
