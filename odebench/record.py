@@ -1,5 +1,11 @@
 """What one measurement is (`Case`) and what it produced (`Record`): frozen, flat, JSON-ready.
 
+A Case's identity (`Case.case_id`) holds exactly what changes its result: an adaptive case has
+tolerances and a step budget but no step, a fixed-step case a step but no tolerances, and the
+number of timed repeats is a setting of the measurement, not part of what is measured. A Case
+built with defaults left open (no size, no tolerances, no step) is completed by
+`odebench.cases.resolve` before it runs; the Record always carries the completed Case.
+
 A Record is written once by the harness and only read afterwards: the results store keeps it,
 reports and comparisons read it, nothing downstream of it solves.
 """
@@ -11,45 +17,99 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-#: Every status a Record can have. "ok" is the only one with measurements.
-STATUSES = ("ok", "error", "nan", "max_steps", "timeout", "crashed")
+#: Every status a Record can have. "ok" is the only one with complete measurements;
+#: "underflow" is a step size driven below the resolution of the time variable (the solver's
+#: controller gave up, typically on a stiff or blowing-up problem), whichever integrator raised it.
+STATUSES = ("ok", "error", "nan", "underflow", "max_steps", "timeout", "crashed")
+
+#: atol = rtol * ATOL_RATIO unless a Case says otherwise.
+ATOL_RATIO = 1e-2
+#: The default step budget of adaptive solvers per output interval.
+MAX_STEPS = 20_000
+
+#: Case fields that are settings of the measurement rather than part of what is measured.
+NOT_IDENTITY = ("repeats",)
+
+
+def problem_label(task: str, size: Any) -> str:
+    """``task[size]``, or ``task`` when the size is not known (None or NaN)."""
+    if size is None or size != size:  # NaN from a DataFrame
+        return str(task)
+    size = float(size)
+    return f"{task}[{int(size) if size.is_integer() else f'{size:g}'}]"
+
+
+def setting_label(step_size: float | None, rtol: float | None, atol: float | None) -> str:
+    """``h=0.01`` for a fixed-step case, ``tol=1e-06`` (plus ``atol`` when it is not
+    ``rtol * ATOL_RATIO``) for an adaptive one."""
+    if step_size is not None and step_size == step_size:
+        return f"h={step_size:g}"
+    if rtol is None or rtol != rtol:
+        return "tol=?"
+    text = f"tol={rtol:g}"
+    if atol is not None and atol == atol and not _close(atol, rtol * ATOL_RATIO):
+        text += f",atol={atol:g}"
+    return text
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-12 * max(abs(a), abs(b))
 
 
 @dataclass(frozen=True)
 class Case:
     """One measurement: which task, at which size, differentiated how, solved how.
 
-    ``size`` is the task's size knob (None: the task's default). ``step_size`` applies to
-    fixed-step solvers only. ``max_steps`` is the adaptive solvers' step budget per output
-    interval (torchdiffeq's ``max_num_steps``, also applied to the adjoint's backward solve).
-    ``repeats`` is how many timed forward+backward runs follow the warm-up.
+    ``size`` is the task's size knob (None: the task's default). Adaptive solvers use ``rtol``,
+    ``atol`` (None: the dtype's defaults, `odebench.solvers.default_tolerances`) and
+    ``max_steps``, the step budget per output interval (torchdiffeq's ``max_num_steps``, also
+    applied to the adjoint's backward solve). Fixed-step solvers use ``step_size`` (None: the
+    task's own step at that size). ``repeats`` is how many timed forward+backward runs follow the
+    warm-up; it is not part of the case's identity.
     """
 
     task: str
     method: str
     solver: str = "dopri5"
-    rtol: float = 1e-6
-    atol: float = 1e-8
+    rtol: float | None = None
+    atol: float | None = None
     size: int | None = None
     step_size: float | None = None
     dtype: str = "float64"
     device: str = "cpu"
     seed: int = 0
-    max_steps: int = 20_000
+    max_steps: int | None = MAX_STEPS
     repeats: int = 3
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that change the result (everything but the measurement settings)."""
+        return {k: v for k, v in asdict(self).items() if k not in NOT_IDENTITY}
 
     @property
     def case_id(self) -> str:
-        """A stable identifier of the case (resume skips ids already recorded)."""
-        payload = json.dumps(asdict(self), sort_keys=True)
+        """A stable identifier of what is measured (resume skips ids already recorded)."""
+        payload = json.dumps(self.identity(), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def label(self) -> str:
-        size = "" if self.size is None else f"[{self.size}]"
-        tol = f"h={self.step_size:g}" if self.step_size is not None else f"tol={self.rtol:g}"
-        return f"{self.task}{size}/{self.method}/{self.solver}/{tol}/{self.dtype}/{self.device}"
+        """A readable identity, unique among cases that differ in anything but ``repeats``:
+        ``task[size]/method/solver/setting/dtype/device``, then ``seed=`` and ``max_steps=``
+        where they are not the defaults."""
+        parts = [
+            problem_label(self.task, self.size),
+            self.method,
+            self.solver,
+            setting_label(self.step_size, self.rtol, self.atol),
+            self.dtype,
+            self.device,
+        ]
+        if self.seed != 0:
+            parts.append(f"seed={self.seed}")
+        if self.step_size is None and self.max_steps not in (None, MAX_STEPS):
+            parts.append(f"max_steps={self.max_steps}")
+        return "/".join(parts)
 
 
 @dataclass(frozen=True)
@@ -61,8 +121,10 @@ class Record:
     similarity; ``grad_rel_error_discrete`` is against autograd through the method's own forward
     grid, where that grid is known. ``at_reference_resolution`` is True when the error is not
     at least 10x the reference's own error estimate, so the number says only "below that".
+    ``reference_hash`` names the content of the reference the errors were scored against.
     Times are the median and interquartile range over ``repeats`` runs after a warm-up.
-    Memory is the peak of forward plus backward above the pre-case baseline.
+    Memory is the peak of forward plus backward above the pre-case baseline. ``warnings`` are
+    the distinct warnings raised while the case ran (a worker's stderr is not read by anyone).
     """
 
     case: Case
@@ -71,6 +133,7 @@ class Record:
     error: str | None = None
     method_backend: str | None = None
     exact_discrete_gradient: bool | None = None
+    size_knob: str | None = None
     n_params: int | None = None
     state_size: int | None = None
     grad_rel_error: float | None = None
@@ -80,6 +143,7 @@ class Record:
     grad_rel_error_discrete: float | None = None
     reference_kind: str | None = None
     reference_error: float | None = None
+    reference_hash: str | None = None
     at_reference_resolution: bool | None = None
     nfe_forward: int | None = None
     nfe_backward: int | None = None
@@ -95,6 +159,7 @@ class Record:
     peak_memory_bytes: int | None = None
     memory_backend: str | None = None
     wall_time_s: float | None = None
+    warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -123,4 +188,5 @@ class Record:
 
 
 CASE_FIELDS = tuple(f.name for f in fields(Case))
+IDENTITY_FIELDS = tuple(name for name in CASE_FIELDS if name not in NOT_IDENTITY)
 RECORD_FIELDS = CASE_FIELDS + tuple(f.name for f in fields(Record) if f.name != "case")

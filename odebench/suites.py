@@ -1,119 +1,243 @@
-"""Named suites: unions of grids over tasks, methods, solvers, tolerances and sizes.
+"""Named suites and explicit grids: what a run measures, case by case.
 
-A `Grid` is a product of axes; pairs a method does not support (seminorm on a fixed-step
-solver, a peer without that scheme) are left out. The command line can override any axis of
-every grid of a suite, so ``odebench run --suite quick --task spiral`` runs the quick grids on
-spiral alone (at spiral's default size unless ``--size`` is given too).
+A `Grid` is a product of axes over documented defaults: the five core methods, ``dopri5``, each
+dtype's default tolerances (`odebench.solvers.default_tolerances`), each task's default size,
+each task's own step *at each size* for fixed-step solvers, float64, CPU, seed 0. Tolerances
+only multiply adaptive solvers and steps only fixed-step ones, so no case is produced twice.
+A `Suite` is a named union of grids.
+
+`plan` turns a command line into cases, with one rule: **what runs is what was asked**.
+
+* no axis given: the named suite (``quick`` by default), exactly;
+* axes given without a suite: exactly the product of those axes over the defaults above;
+* a suite and selecting axes (task, method, solver, rtol, size, step size): the suite's cases
+  whose values are among those given; a value the suite does not have is refused, naming the
+  values it has.
+
+The settings ``dtype``, ``device`` and ``seed`` apply to every case, in either mode. Cases that
+cannot run (a method without that kind of solver, a tolerance below the dtype's resolution) are
+left out and listed with the reason, never recorded as errors.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from odebench import methods, solvers, tasks
+from odebench.cases import infeasible, resolve
+from odebench.errors import InvalidInputError
 from odebench.methods import CORE
-from odebench.record import Case
+from odebench.record import ATOL_RATIO, MAX_STEPS, Case
 from odebench.registry import Registry
 
+#: Axes that select cases (of a suite) or span a grid.
+SELECTION_AXES = ("tasks", "methods", "solvers", "rtols", "sizes", "step_sizes")
+#: Axes that set how every case runs.
+SETTING_AXES = ("dtypes", "devices", "seeds")
 
-@functools.cache
-def default_step(task: str, size: int | None) -> float:
-    """The task's own step for fixed-step solvers at this size."""
-    return tasks.get(task).build(size).step_size
+
+@dataclass(frozen=True)
+class Settings:
+    """How every case of a run is measured: timed repeats (None: the suite's), atol as a
+    multiple of rtol, and the adaptive step budget per output interval."""
+
+    repeats: int | None = None
+    atol_ratio: float = ATOL_RATIO
+    max_steps: int = MAX_STEPS
+
+
+@dataclass
+class Expansion:
+    """The cases a run measures, in order, and those left out with the reason for each."""
+
+    cases: list[Case] = field(default_factory=list)
+    left_out: list[tuple[Case, str]] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set, repr=False)
+
+    def add(self, case: Case) -> None:
+        """Add a resolved case once: to `cases`, or to `left_out` when it cannot run."""
+        if case.case_id in self._seen:
+            return
+        self._seen.add(case.case_id)
+        reason = infeasible(case)
+        if reason is None:
+            self.cases.append(case)
+        else:
+            self.left_out.append((case, reason))
+
+    def reasons(self) -> dict[str, int]:
+        """How many cases were left out for each reason."""
+        counts: dict[str, int] = {}
+        for _, reason in self.left_out:
+            counts[reason] = counts.get(reason, 0) + 1
+        return counts
 
 
 @dataclass(frozen=True)
 class Grid:
-    """The product of its axes. ``sizes=(None,)`` means each task's default size and
-    ``sizes=()`` each task's full list of sizes; ``step_sizes=(None,)`` the task's default step."""
+    """The product of its axes; see the module docstring for the defaults.
+
+    ``sizes=(None,)`` is each task's default size and ``sizes=()`` each task's full list;
+    ``rtols=(None,)`` the dtype's default tolerance; ``step_sizes=(None,)`` the task's step.
+    """
 
     tasks: tuple[str, ...]
-    methods: tuple[str, ...]
+    methods: tuple[str, ...] = CORE
     solvers: tuple[str, ...] = ("dopri5",)
-    rtols: tuple[float, ...] = (1e-6,)
+    rtols: tuple[float | None, ...] = (None,)
     sizes: tuple[int | None, ...] = (None,)
     step_sizes: tuple[float | None, ...] = (None,)
     dtypes: tuple[str, ...] = ("float64",)
     devices: tuple[str, ...] = ("cpu",)
     seeds: tuple[int, ...] = (0,)
 
-    def cases(self, *, repeats: int, atol_ratio: float, max_steps: int) -> list[Case]:
-        out = []
-        axes = itertools.product(
-            self.tasks,
-            self.methods,
-            self.solvers,
-            self.rtols,
-            self.step_sizes,
-            self.dtypes,
-            self.devices,
-            self.seeds,
-        )
-        for task, method, solver, rtol, step, dtype, device, seed in axes:
-            if not methods.get(method).supports(solver):
-                continue
+    def expand(self, settings: Settings, repeats: int, into: Expansion | None = None) -> Expansion:
+        """Every resolved case of the grid, added to `into` (a new Expansion by default)."""
+        out = Expansion() if into is None else into
+        for task, method, solver, dtype, device, seed in itertools.product(
+            self.tasks, self.methods, self.solvers, self.dtypes, self.devices, self.seeds
+        ):
             adaptive = solvers.get(solver).adaptive
-            sizes = self.sizes or tasks.get(task).sizes
-            for size in sizes:
-                if not adaptive and step is None:
-                    step = default_step(task, size)
-                out.append(
-                    Case(
+            settings_axis = self.rtols if adaptive else self.step_sizes
+            for size in self.sizes or tasks.get(task).sizes:
+                for value in settings_axis:
+                    tolerance = dict(rtol=value) if adaptive else dict(step_size=value)
+                    case = Case(
                         task=task,
                         method=method,
                         solver=solver,
-                        rtol=rtol,
-                        atol=rtol * atol_ratio,
                         size=size,
-                        step_size=None if adaptive else step,
                         dtype=dtype,
                         device=device,
                         seed=seed,
+                        max_steps=settings.max_steps,
                         repeats=repeats,
-                        max_steps=max_steps,
+                        **tolerance,
                     )
-                )
+                    out.add(resolve(case, atol_ratio=settings.atol_ratio))
         return out
 
 
 @dataclass(frozen=True)
 class Suite:
+    """A named union of grids, with the duration it was measured to take."""
+
     name: str
     description: str
     expected_duration: str
     grids: Callable[[], Sequence[Grid]]
     repeats: int = 3
 
-    def cases(
+    def expand(
         self,
-        overrides: dict[str, tuple] | None = None,
-        *,
-        repeats: int | None = None,
-        atol_ratio: float = 1e-2,
-        max_steps: int = 20_000,
-    ) -> list[Case]:
-        """Every case of the suite, axes overridden where given, duplicates dropped."""
-        overrides = {k: tuple(v) for k, v in (overrides or {}).items() if v}
-        if "tasks" in overrides and "sizes" not in overrides:
-            # A grid's sizes belong to its own tasks (a horizon is not a width): other tasks
-            # run at their defaults unless sizes are given too.
-            overrides["sizes"] = (None,)
-        unknown = set(overrides) - {f.name for f in fields(Grid)}
-        if unknown:
-            raise ValueError(f"unknown grid axes: {sorted(unknown)}")
-        seen: dict[str, Case] = {}
+        settings: Settings = Settings(),
+        setting_axes: Mapping[str, tuple] = (),
+        narrow: Mapping[str, tuple] = (),
+    ) -> Expansion:
+        """Every case of the suite, with `setting_axes` (dtypes, devices, seeds) applied.
+
+        `narrow` keeps, per named grid axis (tasks, methods, solvers), only the given values, so
+        a selection does not pay for resolving cases it drops.
+        """
+        out = Expansion()
+        repeats = self.repeats if settings.repeats is None else settings.repeats
         for grid in self.grids():
-            grid = replace(grid, **overrides)
-            for case in grid.cases(
-                repeats=self.repeats if repeats is None else repeats,
-                atol_ratio=atol_ratio,
-                max_steps=max_steps,
-            ):
-                seen.setdefault(case.case_id, case)
-        return list(seen.values())
+            kept = {
+                axis: tuple(v for v in getattr(grid, axis) if v in values)
+                for axis, values in dict(narrow).items()
+            }
+            replace(grid, **dict(setting_axes), **kept).expand(settings, repeats, out)
+        return out
+
+
+def plan(
+    suite: str | None,
+    selection: Mapping[str, Iterable] | None = None,
+    setting_axes: Mapping[str, Iterable] | None = None,
+    settings: Settings = Settings(),
+) -> Expansion:
+    """The cases of a run: see the module docstring for the rule.
+
+    Args:
+        suite: a registered suite name, or None.
+        selection: values per axis in `SELECTION_AXES` (missing or empty: not given).
+        setting_axes: values per axis in `SETTING_AXES` (missing or empty: not given).
+        settings: repeats, atol ratio and step budget of every case.
+    """
+    selection = {k: tuple(v) for k, v in (selection or {}).items() if v}
+    setting_axes = {k: tuple(v) for k, v in (setting_axes or {}).items() if v}
+    for name, allowed in ((selection, SELECTION_AXES), (setting_axes, SETTING_AXES)):
+        unknown = set(name) - set(allowed)
+        if unknown:
+            raise ValueError(f"unknown axes {sorted(unknown)}; valid: {', '.join(allowed)}")
+    if suite is None and selection:
+        repeats = 3 if settings.repeats is None else settings.repeats
+        grid = Grid(tasks=selection.pop("tasks", tuple(tasks.names())), **selection, **setting_axes)
+        return grid.expand(settings, repeats)
+    chosen = get(suite or "quick")
+    narrow = {axis: selection[axis] for axis in ("tasks", "methods", "solvers") if axis in selection}
+    for axis, wanted in narrow.items():
+        have = {value for grid in chosen.grids() for value in getattr(grid, axis)}
+        missing = [value for value in wanted if value not in have]
+        if missing:
+            raise InvalidInputError(
+                f"suite {chosen.name!r} has no case with {_FIELD[axis]} {', '.join(missing)}; "
+                f"its values: {', '.join(sorted(have))} (leave out --suite to run exactly the axes you give)"
+            )
+    expansion = chosen.expand(settings, setting_axes, narrow)
+    return select(expansion, selection, chosen.name) if selection else expansion
+
+
+#: Case field behind each selection axis.
+_FIELD = {
+    "tasks": "task",
+    "methods": "method",
+    "solvers": "solver",
+    "rtols": "rtol",
+    "sizes": "size",
+    "step_sizes": "step_size",
+}
+
+
+def select(expansion: Expansion, selection: Mapping[str, tuple], suite: str) -> Expansion:
+    """The cases of `expansion` whose value on every given axis is among the given ones."""
+    everything = expansion.cases + [c for c, _ in expansion.left_out]
+    for axis, wanted in selection.items():
+        name = _FIELD[axis]
+        have = [getattr(c, name) for c in everything if getattr(c, name) is not None]
+        missing = [w for w in wanted if not any(_same(w, h) for h in have)]
+        if missing:
+            valid = ", ".join(_fmt(v) for v in sorted(set(have), key=_sort_key)) or "(none)"
+            raise InvalidInputError(
+                f"suite {suite!r} has no case with {name} {', '.join(map(_fmt, missing))}; "
+                f"its values: {valid} (leave out --suite to run exactly the axes you give)"
+            )
+
+    def keep(case: Case) -> bool:
+        return all(any(_same(getattr(case, _FIELD[a]), w) for w in ws) for a, ws in selection.items())
+
+    out = Expansion()
+    for case in everything:
+        if keep(case):
+            out.add(case)
+    return out
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(float(a), float(b), rel_tol=1e-9)
+    return a == b
+
+
+def _fmt(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _sort_key(value):
+    return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
 
 
 registry: Registry[Suite] = Registry("suite")
@@ -122,21 +246,28 @@ registry: Registry[Suite] = Registry("suite")
 def _quick() -> list[Grid]:
     return [
         # Accuracy against cost: five core methods, three tasks, two tolerances.
-        Grid(tasks=("linear", "spiral", "mlp"), methods=CORE, rtols=(1e-4, 1e-7)),
-        # Memory scaling: fixed-step rk4 over growing horizons, so steps grow with the size knob.
-        Grid(tasks=("spiral",), methods=CORE, solvers=("rk4",), sizes=(1, 2, 5)),
+        Grid(tasks=("linear", "spiral", "mlp"), rtols=(1e-4, 1e-7)),
+        # Memory scaling: fixed-step rk4 at spiral's own step over growing horizons.
+        Grid(tasks=("spiral",), solvers=("rk4",), sizes=(1, 2, 5)),
     ]
 
 
 def _full() -> list[Grid]:
     every_task, every_method = tuple(tasks.names()), tuple(methods.names())
     return [
-        Grid(tasks=every_task, methods=every_method, rtols=(1e-3, 1e-5, 1e-7, 1e-9)),
-        Grid(tasks=every_task, methods=every_method, solvers=("bosh3",), rtols=(1e-4, 1e-7)),
-        Grid(tasks=every_task, methods=every_method, solvers=("dopri8",), rtols=(1e-6, 1e-9)),
-        Grid(tasks=every_task, methods=every_method, solvers=("rk4", "midpoint")),
-        Grid(tasks=every_task, methods=every_method, sizes=()),
-        Grid(tasks=every_task, methods=every_method, solvers=("rk4",), sizes=()),
+        Grid(every_task, every_method, rtols=(1e-3, 1e-5, 1e-7, 1e-9)),
+        Grid(every_task, every_method, solvers=("bosh3",), rtols=(1e-4, 1e-7)),
+        Grid(every_task, every_method, solvers=("dopri8",), rtols=(1e-6, 1e-9)),
+        Grid(every_task, every_method, solvers=("rk4", "midpoint")),
+        Grid(every_task, every_method, sizes=()),
+        Grid(every_task, every_method, solvers=("rk4",), sizes=()),
+    ]
+
+
+def _gate() -> list[Grid]:
+    return [
+        Grid(tasks=("linear", "spiral", "mlp"), rtols=(1e-6,)),
+        Grid(tasks=("linear", "mlp"), solvers=("rk4",)),
     ]
 
 
@@ -155,13 +286,22 @@ registry.register(
         "full",
         "every task, method and solver (dopri5, bosh3, dopri8, rk4, midpoint) at several tolerances, "
         "and every size of every task",
-        "about 3.5 hours on 2 CPU cores (1265 cases; a 1-in-40 sample took 9.7 s per case)",
+        "not yet measured",
         _full,
         repeats=5,
+    ),
+)
+registry.register(
+    "gate",
+    Suite(
+        "gate",
+        "the CI gate: linear, spiral, mlp x 5 core methods x dopri5 at rtol 1e-6; rk4 on linear, mlp",
+        "about 40 seconds on 2 CPU cores",
+        _gate,
     ),
 )
 
 names = registry.names
 get = registry.get
 
-__all__ = ["Grid", "Suite", "get", "names", "registry"]
+__all__ = ["SELECTION_AXES", "SETTING_AXES", "Expansion", "Grid", "Settings", "Suite", "get", "names", "plan"]

@@ -77,15 +77,21 @@ class GradientMethod(abc.ABC):
         t: torch.Tensor,
         *,
         solver: str = "dopri5",
-        rtol: float = 1e-7,
-        atol: float = 1e-9,
+        rtol: float | None = None,
+        atol: float | None = None,
         options: Mapping[str, Any] | None = None,
     ) -> torch.Tensor:
         """Solve ``dy/dt = func(t, y)``, ``y(t[0]) = y0``; return y at every time in `t`.
 
         The result has shape ``(len(t), *y0.shape)`` and `loss.backward()` on anything computed
         from it differentiates with respect to `y0` and `func`'s parameters by this method.
+        Tolerances left as None take the defaults of `y0`'s dtype
+        (`odebench.solvers.default_tolerances`: 1e-6/1e-8 in float64, 1e-4/1e-6 in float32).
         """
+        if (rtol is None or atol is None) and isinstance(y0, torch.Tensor) and y0.is_floating_point():
+            default_rtol, default_atol = solvers.default_tolerances(y0.dtype)
+            rtol = default_rtol if rtol is None else rtol
+            atol = default_atol if atol is None else atol
         validate(self, func, y0, t, solver, rtol, atol)
         return self._odeint(func, y0, t, solver=solver, rtol=rtol, atol=atol, options=options)
 
@@ -136,11 +142,9 @@ def validate(method: GradientMethod, func, y0, t, solver: str, rtol, atol) -> No
 
 def check_tolerances(rtol: float, atol: float, dtype: torch.dtype) -> None:
     """Tolerances must be positive, finite and no finer than the dtype can resolve."""
-    eps = torch.finfo(dtype).eps
     for name, value in (("rtol", rtol), ("atol", atol)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise InvalidInputError(f"{name} must be a positive finite number, got {value!r}")
-    if rtol < eps:
-        raise InvalidInputError(
-            f"rtol={rtol:g} is below the machine epsilon of {dtype} ({eps:.1e}); no solver can meet it"
-        )
+    problem = solvers.tolerance_problem(rtol, dtype)
+    if problem is not None:
+        raise InvalidInputError(problem)

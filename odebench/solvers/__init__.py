@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
+from odebench.errors import InvalidInputError
 from odebench.registry import Registry
 from odebench.solvers.tableau import ButcherTableau, fixed, from_torchdiffeq
 
@@ -61,6 +64,34 @@ _add("bosh3", from_torchdiffeq("bosh3"), "Bogacki-Shampine 3(2), adaptive")
 _add("dopri5", from_torchdiffeq("dopri5"), "Dormand-Prince 5(4), adaptive")
 _add("dopri8", from_torchdiffeq("dopri8"), "Dormand-Prince 8(7), adaptive")
 
+#: Default (rtol, atol) per dtype: tight enough to mean something, loose enough that the dtype's
+#: round-off does not drive the step-size controller (rtol stays >= 100x machine epsilon).
+DEFAULT_TOLERANCES = {
+    torch.float64: (1e-6, 1e-8),
+    torch.float32: (1e-4, 1e-6),
+    torch.float16: (1e-2, 1e-4),
+    torch.bfloat16: (1e-1, 1e-3),
+}
+
+
+def default_tolerances(dtype: torch.dtype | str) -> tuple[float, float]:
+    """``(rtol, atol)`` that suit `dtype` (a torch dtype or its name, e.g. ``"float32"``)."""
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    if dtype not in DEFAULT_TOLERANCES:
+        valid = ", ".join(str(d).removeprefix("torch.") for d in DEFAULT_TOLERANCES)
+        raise InvalidInputError(f"no default tolerances for dtype {dtype}; valid: {valid}")
+    return DEFAULT_TOLERANCES[dtype]
+
+
+def tolerance_problem(rtol: float, dtype: torch.dtype) -> str | None:
+    """Why `rtol` cannot be met in `dtype` (below its machine epsilon), or None."""
+    eps = torch.finfo(dtype).eps
+    if rtol < eps:
+        return f"rtol={rtol:g} is below the machine epsilon of {dtype} ({eps:.1e}); no solver can meet it"
+    return None
+
+
 names = registry.names
 get = registry.get
 register = registry.register
@@ -68,4 +99,15 @@ register = registry.register
 ADAPTIVE = frozenset(n for n, s in registry.items() if s.adaptive)
 FIXED_STEP = frozenset(n for n, s in registry.items() if not s.adaptive)
 
-__all__ = ["ADAPTIVE", "FIXED_STEP", "Solver", "get", "names", "register", "registry"]
+__all__ = [
+    "ADAPTIVE",
+    "DEFAULT_TOLERANCES",
+    "FIXED_STEP",
+    "Solver",
+    "default_tolerances",
+    "get",
+    "names",
+    "register",
+    "registry",
+    "tolerance_problem",
+]
