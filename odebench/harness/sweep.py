@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from odebench.cases import resolve
+from odebench.errors import OdebenchError
 from odebench.harness.run import run_case
 from odebench.harness.worker import Worker
+from odebench.plugins import load_plugins
 from odebench.record import Case, Record
 from odebench.results import ResultsWriter
 
@@ -60,8 +63,12 @@ def run_sweep(
     """Run `cases` into the JSONL file `out`; every case ends as a Record, whatever happens.
 
     Ctrl-C stops after the records already written (each is fsynced as it is written), and a
-    later run with ``resume=True`` skips exactly those.
+    later run with ``resume=True`` skips exactly those. Cases are resolved first
+    (`odebench.cases.resolve`), so a case given with its defaults left open is recognised as the
+    resolved case it was recorded as.
     """
+    load_plugins(plugins)  # the cases' tasks and methods must resolve here as in the worker
+    cases = [_resolved(case) for case in cases]
     result = SweepResult(path=Path(out))
     started = time.perf_counter()
     with ResultsWriter(out, metadata, resume=resume) as writer:
@@ -93,6 +100,13 @@ def run_sweep(
                 bar.close()
     result.wall_time_s = time.perf_counter() - started
     return result
+
+
+def _resolved(case: Case) -> Case:
+    try:
+        return resolve(case)
+    except OdebenchError:  # run_case records it as an error
+        return case
 
 
 def _progress_bar(total: int, enabled: bool):
