@@ -10,7 +10,10 @@ error estimate is the relative difference to a second solve at a 100x looser tol
 bounds the error of the looser solve and so, conservatively, of the reference.
 
 References are cached on disk (``ODEBENCH_CACHE`` or ``~/.cache/odebench/references``) under a
-sha256 of everything they depend on; a cache hit is bitwise identical to a recompute.
+sha256 of everything they depend on; a cache hit is bitwise identical to a recompute. Each file
+also holds the sha256 of its own content (`Reference.content_hash`, computed when it was
+written): a file whose bytes no longer match it (a flipped bit, a partial copy) is recomputed
+with a warning, never trusted, and every Record names the content hash it was scored against.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from odebench.errors import InvalidInputError, UnsupportedError
 from odebench.tasks.base import Problem
 
 #: Bumped whenever the stored format or the way references are computed changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 #: The looser check solve runs at this factor times the reference tolerance.
 CHECK_FACTOR = 100.0
 #: Error estimate of an analytic gradient that declares none: a few float64 roundings.
@@ -55,6 +58,7 @@ class Reference:
         key: the cache key (sha256 hex digest).
         compute_time_s: seconds the computation took when it was first made (a cache hit
             keeps the original's time).
+        content_hash: sha256 (hex) of the gradient's float64 bytes and the error estimate.
     """
 
     task: str
@@ -72,6 +76,18 @@ class Reference:
     def flat(self) -> torch.Tensor:
         """The gradient as one float64 vector, in the order of `flatten`."""
         return flatten(self.grad_y0, self.grad_params)
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of what a measurement is scored against: the gradient and its error estimate."""
+        return content_hash(self.grad_y0, self.grad_params, self.error_estimate)
+
+
+def content_hash(grad_y0: torch.Tensor, grad_params: dict[str, torch.Tensor], error: float) -> str:
+    """sha256 (hex) of a reference's values: parameter names, float64 bytes, error estimate."""
+    digest = hashlib.sha256(json.dumps([list(grad_params), float(error)]).encode())
+    digest.update(flatten(grad_y0, grad_params).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def flatten(grad_y0: torch.Tensor, grad_params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -282,6 +298,7 @@ def _store(path: Path, reference: Reference) -> None:
         "settings": reference.settings,
         "key": reference.key,
         "compute_time_s": reference.compute_time_s,
+        "content_sha256": reference.content_hash,
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
@@ -294,18 +311,30 @@ def _store(path: Path, reference: Reference) -> None:
 
 
 def _load(path: Path, key: str) -> Reference | None:
-    """The cached reference at `path`, or None (with a warning) if it is unreadable or stale."""
+    """The cached reference at `path`, or None (with a warning) if it is unreadable, stale or
+    its content no longer matches the hash recorded when it was written."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("format") != FORMAT_VERSION or payload.get("key") != key:
             raise ValueError("stale entry (format or key differs)")
         fields = ("task", "size", "seed", "grad_y0", "grad_params", "kind", "error_estimate")
-        return Reference(
+        reference = Reference(
             **{name: payload[name] for name in fields},
             settings=payload["settings"],
             key=key,
             compute_time_s=payload["compute_time_s"],
         )
+        stored = payload.get("content_sha256")
+        if reference.content_hash != stored:
+            raise ValueError(
+                f"content check failed: recorded sha256 {str(stored)[:16]}…, "
+                f"content now {reference.content_hash[:16]}… (corrupted on disk)"
+            )
+        return reference
     except Exception as exc:  # a corrupt or foreign file is recomputed, never trusted
-        warnings.warn(f"ignoring cached reference {path}: {exc}", stacklevel=3)
+        warnings.warn(f"cached reference {path.name} recomputed: {exc}", ReferenceCacheWarning, stacklevel=3)
         return None
+
+
+class ReferenceCacheWarning(UserWarning):
+    """A cached reference could not be trusted and was recomputed."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar, overload
 
-from odebench.errors import UnavailableError, UnknownNameError
+from odebench.errors import DuplicateNameError, UnavailableError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -43,16 +43,18 @@ class Registry(Generic[T]):
             return decorator
         if not name or not isinstance(name, str):
             raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
-        if name in self._entries or name in self._unavailable:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._refuse_duplicate(name)
         self._entries[name] = entry
         return entry
 
     def register_unavailable(self, name: str, reason: str) -> None:
         """Record that `name` exists but cannot be used here, and why."""
-        if name in self._entries or name in self._unavailable:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._refuse_duplicate(name)
         self._unavailable[name] = reason
+
+    def _refuse_duplicate(self, name: str) -> None:
+        if name in self._entries or name in self._unavailable:
+            raise DuplicateNameError(f"{self.kind} {name!r} is already registered; choose another name")
 
     def unregister(self, name: str) -> None:
         """Remove `name` (plug-in tests use this to clean up)."""

@@ -10,12 +10,16 @@ toward the reference.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
 from odebench import references, tasks
 from odebench.errors import InvalidInputError, UnsupportedError
-from odebench.references import flatten, reference_gradient
+from odebench.harness.sweep import run_sweep
+from odebench.record import Case
+from odebench.references import ReferenceCacheWarning, flatten, reference_gradient
 from odebench.tasks.linear import exact_gradient
 from tests.gradients import gradient, relative, smallest
 
@@ -110,10 +114,47 @@ def test_corrupt_cache_entry_is_recomputed(tmp_path):
     ref = reference_gradient("linear", 2, 0, cache_dir=tmp_path)
     (path,) = tmp_path.glob("linear-2-seed0-*.pt")
     path.write_bytes(b"not a torch file")
-    with pytest.warns(UserWarning, match="ignoring cached reference"):
+    with pytest.warns(ReferenceCacheWarning, match="recomputed"):
         again = reference_gradient("linear", 2, 0, cache_dir=tmp_path)
     assert torch.equal(again.flat, ref.flat)
     assert reference_gradient("linear", 2, 0, cache_dir=tmp_path).compute_time_s == again.compute_time_s
+
+
+def flip_exponent_bit(path, tensor: torch.Tensor) -> None:
+    """Flip the lowest exponent bit of the first float64 of `tensor` where the file stores it."""
+    data = bytearray(path.read_bytes())
+    at = data.find(tensor.detach().numpy().tobytes())
+    assert at >= 0, "tensor bytes not found in the cache file"
+    data[at + 6] ^= 0x10  # bit 52: the value doubles or halves
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_bit_in_a_cached_reference_is_caught_and_recomputed(tmp_path):
+    ref = reference_gradient("linear", 2, 0, cache_dir=tmp_path)
+    (path,) = tmp_path.glob("linear-2-seed0-*.pt")
+    flip_exponent_bit(path, ref.grad_y0)
+    tampered = torch.load(path, weights_only=True)  # the file still loads...
+    assert tampered["grad_y0"][0] == 2 * ref.grad_y0[0] or tampered["grad_y0"][0] == ref.grad_y0[0] / 2
+    with pytest.warns(ReferenceCacheWarning, match="content check failed: recorded sha256 "):
+        again = reference_gradient("linear", 2, 0, cache_dir=tmp_path)  # ...but is not trusted
+    assert torch.equal(again.flat, ref.flat) and again.content_hash == ref.content_hash
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert reference_gradient("linear", 2, 0, cache_dir=tmp_path).content_hash == ref.content_hash
+
+
+def test_the_warning_reaches_the_record_from_a_worker_and_names_the_hash(tmp_path):
+    case = Case(task="linear", method="naive", size=2, repeats=1)
+    ref = reference_gradient("linear", 2, 0, cache_dir=tmp_path)
+    (path,) = tmp_path.glob("linear-2-seed0-*.pt")
+    flip_exponent_bit(path, ref.grad_y0)
+    result = run_sweep([case], tmp_path / "r.jsonl", metadata={}, cache_dir=str(tmp_path), progress=False)
+    (record,) = result.records
+    assert record.status == "ok" and record.reference_hash == ref.content_hash
+    (warning,) = record.warnings
+    assert warning.startswith(
+        f"ReferenceCacheWarning: cached reference {path.name} recomputed: content check"
+    )
 
 
 def test_cache_dir_from_environment(tmp_path, monkeypatch):

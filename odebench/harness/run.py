@@ -15,20 +15,21 @@ Failures become a Record with a status; whatever was measured before the failure
 
 from __future__ import annotations
 
+import gc
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from odebench import methods, references, solvers, tasks
-from odebench.errors import InvalidInputError, MaxStepsExceeded
+from odebench.cases import resolve, torch_dtype
+from odebench.errors import InvalidInputError, MaxStepsExceeded, OdebenchError, describe
 from odebench.measure import CountedField, measure_peak, time_forward_backward
 from odebench.methods.base import quiet_fixed_step_callbacks
 from odebench.record import Case, Record
 from odebench.solvers.runge_kutta import integrate, replay
-
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 class NonFiniteGradient(FloatingPointError):
@@ -43,11 +44,11 @@ def check_device(device: str) -> None:
         raise InvalidInputError(f"unknown device {device!r}; valid: cpu, cuda")
 
 
-def solver_options(case: Case, default_step: float) -> dict[str, Any]:
-    """Options for torchdiffeq-style solvers: the step for fixed-step, the step budget otherwise."""
+def solver_options(case: Case) -> dict[str, Any]:
+    """Options for torchdiffeq-style solvers of a resolved case: its step budget or its step."""
     if solvers.get(case.solver).adaptive:
         return {"max_num_steps": case.max_steps}
-    return {"step_size": case.step_size if case.step_size is not None else default_step}
+    return {"step_size": case.step_size}
 
 
 @dataclass
@@ -72,15 +73,18 @@ class Prepared:
 
 
 def prepare(case: Case) -> Prepared:
-    """Build the case's problem and method (what asv and pytest-benchmark time directly)."""
+    """Build the case's problem and method (what asv and pytest-benchmark time directly).
+
+    The case is resolved first (`odebench.cases.resolve`), so ``Prepared.case`` holds the size,
+    tolerances or step it actually runs with.
+    """
+    case = resolve(case)
     check_device(case.device)
-    if case.dtype not in DTYPES:
-        raise InvalidInputError(f"unknown dtype {case.dtype!r}; valid: {', '.join(DTYPES)}")
     method = methods.get(case.method)
     problem = tasks.get(case.task).build(
-        case.size, dtype=DTYPES[case.dtype], device=case.device, seed=case.seed
+        case.size, dtype=torch_dtype(case.dtype), device=case.device, seed=case.seed
     )
-    return Prepared(case, problem, method, solver_options(case, problem.step_size))
+    return Prepared(case, problem, method, solver_options(case))
 
 
 def flat_gradient(func, y0: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
@@ -107,32 +111,44 @@ def _check_finite(loss: torch.Tensor, gradient: torch.Tensor) -> None:
 
 
 def classify(exc: BaseException) -> str:
-    """The Record status of an exception raised while running a case."""
+    """The Record status of an exception raised while running a case.
+
+    torchdiffeq asserts and the native integrator raises with the same messages, so a failure
+    gets the same status whichever integrator met it.
+    """
     message = str(exc)
     if isinstance(exc, MaxStepsExceeded) or "max_num_steps exceeded" in message:
         return "max_steps"
+    if "underflow in dt" in message:
+        return "underflow"
     if isinstance(exc, FloatingPointError) or "non-finite values" in message:
         return "nan"
     return "error"
 
 
-def describe(exc: BaseException) -> str:
-    """``Class: first line of the message``, kept short for tables."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first[:500]}"
-
-
 def run_case(case: Case, *, cache_dir=None) -> Record:
-    """Solve, differentiate and measure one case; never raises for a failing case."""
+    """Solve, differentiate and measure one case; never raises for a failing case.
+
+    The Record carries the resolved case (`odebench.cases.resolve`) and every distinct warning
+    raised on the way, so a warning reaches the user also when the case ran in a worker.
+    """
     measured: dict[str, Any] = {}
     started = time.perf_counter()
     try:
-        # The adjoint's backward solve re-checks callbacks outside the method's own call.
-        with quiet_fixed_step_callbacks():
-            _run(case, measured, cache_dir)
-        status, error = "ok", None
-    except Exception as exc:  # a failing case is a result, not a crash of the sweep
-        status, error = classify(exc), describe(exc)
+        case = resolve(case)
+    except OdebenchError as exc:
+        return Record.failed(case, "error", describe(exc))
+    with warnings.catch_warnings(record=True) as caught:
+        for category in (UserWarning, RuntimeWarning):  # every time, not once per process
+            warnings.simplefilter("always", category)
+        try:
+            # The adjoint's backward solve re-checks callbacks outside the method's own call.
+            with quiet_fixed_step_callbacks():
+                _run(case, measured, cache_dir)
+            status, error = "ok", None
+        except Exception as exc:  # a failing case is a result, not a crash of the sweep
+            status, error = classify(exc), describe(exc)
+    measured["warnings"] = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     measured["wall_time_s"] = time.perf_counter() - started
     return Record(case=case, case_id=case.case_id, status=status, error=error, **measured)
 
@@ -142,6 +158,7 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     method, problem = prepared.method, prepared.problem
     caps = method.capabilities
     measured.update(method_backend=caps.backend, exact_discrete_gradient=caps.exact_discrete_gradient)
+    measured.update(size_knob=tasks.get(case.task).size_knob)
     measured.update(n_params=problem.n_params, state_size=problem.state_size)
 
     # 1. counted run
@@ -167,7 +184,11 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
 
     # 2. reference (after the method, so a failing method fails as itself)
     reference = references.reference_gradient(case.task, case.size, case.seed, cache_dir=cache_dir)
-    measured.update(reference_kind=reference.kind, reference_error=reference.error_estimate)
+    measured.update(
+        reference_kind=reference.kind,
+        reference_error=reference.error_estimate,
+        reference_hash=reference.content_hash,
+    )
     flat = flat.to(torch.float64).cpu()
     ref = reference.flat
     n_y0 = problem.y0.numel()
@@ -203,7 +224,8 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
         time_backward_iqr_s=timing.backward.iqr,
     )
 
-    # 5. peak memory of one forward plus backward
+    # 5. peak memory of one forward plus backward, from a collected heap
+    gc.collect()
     _, peak, backend = measure_peak(lambda: backward_run(forward_run()), case.device)
     measured.update(peak_memory_bytes=peak, memory_backend=backend)
 
