@@ -22,6 +22,8 @@ registry.register("aca", ACA())
 registry.register("symplectic", Symplectic())
 
 CORE = ("naive", "adjoint", "seminorm", "aca", "symplectic")
+#: The method that time and memory ratios are taken against: plain backpropagation.
+BASELINE = "naive"
 
 from odebench.methods import peers as _peers  # noqa: E402  (registers the installed peers)
 
@@ -32,4 +34,14 @@ get = registry.get
 register = registry.register
 unavailable = registry.unavailable
 
-__all__ = ["CORE", "Capabilities", "GradientMethod", "get", "names", "register", "registry", "unavailable"]
+__all__ = [
+    "BASELINE",
+    "CORE",
+    "Capabilities",
+    "GradientMethod",
+    "get",
+    "names",
+    "register",
+    "registry",
+    "unavailable",
+]

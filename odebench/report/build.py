@@ -9,25 +9,33 @@ import pandas as pd
 from odebench.report import plots
 from odebench.report.data import ok_rows, prepare
 from odebench.report.document import Block, Document, Section, Table
-from odebench.report.findings import check_all, findings_table
+from odebench.report.findings import MIN_CASES, check_all, findings_table
 from odebench.report.html import to_html
 from odebench.report.markdown import to_markdown
+from odebench.report.recommend import NEAR_BEST, TIE, wins_summary, wins_table
 from odebench.report.style import method_order, method_styles
-from odebench.report.tables import failures_table, medians_table, metadata_table
-
-#: Figure files a report may write (stale ones are removed first).
-FIGURE_NAMES = ("accuracy_vs_cost", "error_vs_tolerance", "memory_scaling", "time_split")
+from odebench.report.tables import failures_table, measurements_table, metadata_table, warnings_table
 
 
-def write_report(frame: pd.DataFrame, out_dir: Path, *, command: str, sources: list[str]) -> Path:
+def write_report(
+    frame: pd.DataFrame,
+    out_dir: Path,
+    *,
+    command: str,
+    sources: list[str],
+    max_memory_mib: float | None = None,
+    max_error: float | None = None,
+) -> Path:
     """Write ``report.md``, ``report.html`` and ``figures/*.png|svg`` into `out_dir`.
 
     Args:
         frame: one row per Record (`odebench.record.RECORD_FIELDS` plus ``meta_*`` and
             ``source`` columns), failed records included.
-        out_dir: the folder to write into (created if needed).
+        out_dir: the folder to write into (created if needed; figures it held are replaced).
         command: the command that regenerates the report, printed in every caption.
         sources: the results files the frame was loaded from, printed in every caption.
+        max_memory_mib, max_error: the reader's limits; the opening table then names, per
+            group, the fastest method within them.
 
     Returns:
         The path of ``report.html``.
@@ -35,34 +43,51 @@ def write_report(frame: pd.DataFrame, out_dir: Path, *, command: str, sources: l
     out_dir = Path(out_dir)
     figures_dir = out_dir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
-    for name in FIGURE_NAMES:
-        for suffix in (".png", ".svg"):
-            (figures_dir / f"{name}{suffix}").unlink(missing_ok=True)
-    doc = build_document(frame, figures_dir, command=command, sources=sources)
+    for stale in (*figures_dir.glob("*.png"), *figures_dir.glob("*.svg")):
+        stale.unlink()
+    limits = {"max_memory_mib": max_memory_mib, "max_error": max_error}
+    doc = build_document(frame, figures_dir, command=command, sources=sources, **limits)
     (out_dir / "report.md").write_text(to_markdown(doc, out_dir), encoding="utf-8")
     html_path = out_dir / "report.html"
     html_path.write_text(to_html(doc, out_dir), encoding="utf-8")
     return html_path
 
 
-def build_document(frame: pd.DataFrame, figures_dir: Path, *, command: str, sources: list[str]) -> Document:
+def build_document(
+    frame: pd.DataFrame,
+    figures_dir: Path,
+    *,
+    command: str,
+    sources: list[str],
+    max_memory_mib: float | None = None,
+    max_error: float | None = None,
+) -> Document:
     """The report's sections (drawing its figures into `figures_dir`)."""
     df = prepare(frame)
     ok = ok_rows(df)
     styles = method_styles(df["method"])
     sections = [Section("Summary", tuple(_summary(df, ok)))]
     if not ok.empty:
+        wins = wins_table(df, max_memory_mib=max_memory_mib, max_error=max_error)
         findings = findings_table(check_all(ok))
         sections += [
+            Section(
+                "Which method wins",
+                (wins_summary(wins), Table("Winners and picks per group", wins, _WINS_NOTE)),
+            ),
             Section("Findings", (Table("Published claims checked on this run", findings, _FINDINGS_NOTE),)),
-            Section("Accuracy vs cost", (plots.accuracy_vs_cost(df, ok, styles, figures_dir),)),
+            Section("Accuracy vs cost", tuple(plots.accuracy_vs_cost(df, ok, styles, figures_dir))),
             Section("Memory scaling", (_memory(df, ok, styles, figures_dir),)),
-            Section("Time split", (_time(df, ok, styles, figures_dir),)),
-            Section("Gradient error vs tolerance", (plots.error_vs_tolerance(df, ok, styles, figures_dir),)),
-            Section("Medians per task and method", (Table("Medians", medians_table(df, ok), _MEDIANS_NOTE),)),
+            Section("Time split", tuple(plots.time_split(df, ok, styles, figures_dir)) or (_NO_TIME,)),
+            Section(
+                "Gradient error vs tolerance",
+                tuple(plots.error_vs_tolerance(df, ok, styles, figures_dir)) or (_NO_ADAPTIVE,),
+            ),
+            Section("Measurements", (Table("Per group and method", measurements_table(df), _MEASURED_NOTE),)),
         ]
     sections += [
         Section("Failed cases", (Table("Records whose status is not ok", failures_table(df), _FAILED_NOTE),)),
+        Section("Warnings", (Table("Warnings raised while cases ran", warnings_table(df), _WARNINGS_NOTE),)),
         Section("Run metadata", (Table("Runs and results files", metadata_table(df), _META_NOTE),)),
     ]
     return Document("odebench report", command, tuple(str(s) for s in sources), tuple(sections))
@@ -75,7 +100,9 @@ def _summary(df: pd.DataFrame, ok: pd.DataFrame) -> list[Block]:
     text = (
         f"{len(df)} records: {int((df['status'] == 'ok').sum())} ok, {n_failed} not ok; "
         f"{df['task'].nunique()} task(s) ({', '.join(sorted(set(df['task'])))}), "
-        f"methods {', '.join(method_order(df['method']))}."
+        f"methods {', '.join(method_order(df['method']))}; {df['regime'].nunique()} regime(s) "
+        f"(task[size] · solver · dtype · device) in {df.groupby(['regime', 'setting']).ngroups} "
+        "group(s) of cases that differ in the method alone."
     )
     blocks: list[Block] = [text]
     if ok.empty:
@@ -91,41 +118,53 @@ def _summary(df: pd.DataFrame, ok: pd.DataFrame) -> list[Block]:
         )
     if len(ok) < df.loc[df["status"] == "ok", "case_id"].size:
         blocks.append("Cases recorded more than once are shown as the median of their measurements.")
+    if not ok.empty:
+        blocks.append(
+            "Nothing in this report pools cases that differ in solver, tolerance or step, size, "
+            "dtype or device: each is a row, a panel or a column of its own. Seeds are replicates "
+            "and enter as medians with their count n."
+        )
     return blocks
 
 
 def _memory(df, ok, styles, figures_dir) -> Block:
     figure = plots.memory_scaling(df, ok, styles, figures_dir)
     if figure is None:
-        counts = ok.groupby("task")["size"].nunique(dropna=False)
-        sizes = ", ".join(f"{task}: {n}" for task, n in counts.items())
         return (
-            "No task was measured at several sizes, so there is no memory scaling to show "
-            f"(sizes per task: {sizes})."
+            "No task was measured at several sizes with everything else equal (solver, tolerance "
+            "or step, dtype, device), so there is no memory scaling to show."
         )
     return figure
 
 
-def _time(df, ok, styles, figures_dir) -> Block:
-    figure = plots.time_split(df, ok, styles, figures_dir)
-    if figure is None:
-        return (
-            "No successful, timed naive case to compare with, so there are no time ratios to show; "
-            "the medians table below has the absolute times."
-        )
-    return figure
-
-
+_NO_TIME = (
+    "No successful, timed naive case to divide by, so there are no time ratios to show; the "
+    "measurements table below has the absolute times."
+)
+_NO_ADAPTIVE = "No successful adaptive-step case with a gradient error, so there is nothing to draw."
+_WINS_NOTE = (
+    "A group is one regime (task[size] · solver · dtype · device) at one setting (tolerance or "
+    "step): its cases differ in the method alone, and n is the number of seeds behind each value. "
+    f"Values within {TIE:g}x of the best are ties (listed together), and so are errors at the "
+    "reference's resolution. The Pareto set holds the methods no other beats on error, memory and "
+    f"time together. 'Pick if memory is tight': the fastest method using at most {NEAR_BEST:g}x "
+    f"the group's least memory; 'pick if accuracy matters': the fastest within {NEAR_BEST:g}x the "
+    "group's lowest error. `odebench report --max-memory MIB --max-error E` adds the fastest "
+    "method within your own limits."
+)
 _FINDINGS_NOTE = (
-    "Each claim from the literature recomputed on this run's successful records, comparing cases "
-    "that differ only in method. 'cannot test' means the methods or matching cases are missing."
+    "Each claim from the literature recomputed on this run's successful records, comparing only "
+    "cases that differ in the method alone; n is the number of such cases. 'insufficient "
+    f"evidence': fewer than {MIN_CASES} matching cases; 'cannot test': the methods or matching "
+    "cases are missing."
 )
-_MEDIANS_NOTE = (
-    "Medians over each task's successful cases (all sizes and tolerances); 'ok' counts successful "
-    "of all records. In brackets: the median over cases naive also solved in the same context of "
-    "the method's value divided by naive's (for the gradient error only where naive's error is above "
-    "the reference's resolution). '–': not measured or no successful case."
+_MEASURED_NOTE = (
+    "One row per group (regime and setting) and method; values are medians over seeds and "
+    "repeated records, 'ok' counts successful of all records. Time and memory are also given as "
+    "ratios to naive on the same case, times divided only within one run. '–': not measured or "
+    "no successful case."
 )
+_WARNINGS_NOTE = "Each distinct warning, how many cases raised it, and the first of them."
 _FAILED_NOTE = (
     "Cases that did not complete, with their status and error message; they are missing from the figures."
 )

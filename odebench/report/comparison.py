@@ -1,11 +1,22 @@
-"""What changed between two runs, case by case: regressions, improvements, other changes.
+"""What changed between two runs, case by case, judged by a `Policy`.
 
-Cases are joined on ``case_id``. Noisy lower-is-better metrics (times, peak memory) regress when
-new > base x factor and improve when new < base / factor. Deterministic metrics (counts and the
-gradient error) are judged on any change, since any change there is real: up is a regression,
-down an improvement (errors below a relative change of `error_rtol` and pairs both at the
-reference's resolution are ignored). A status going from ok to anything else is a regression,
-the reverse an improvement. Descriptive fields that change are listed as changes.
+One engine serves ``odebench compare`` and the CI gate (a suite run compared with the committed
+baseline results file). Cases are joined on ``case_id``. What a policy judges:
+
+* **status**: ok -> anything else is a regression, the reverse an improvement; a case of the
+  base missing from the new run is a regression (a run that stopped half-way is not a pass);
+* **counts** (NFE, VJPs, accepted and rejected steps): any change; on one machine they are
+  bitwise reproducible, so a change is a change of the algorithm;
+* **gradient errors** (``grad_rel_error``, ``grad_rel_error_discrete``): a change beyond
+  ``error_rtol`` relative or ``error_atol`` absolute, whichever is looser (pairs both at the
+  reference's resolution are ignored);
+* **peak memory**: beyond ``memory_factor`` *and* ``memory_floor_bytes``;
+* **same-run time ratios**: each method's forward + backward time over naive's on the same
+  case *measured in the same run*, beyond ``ratio_factor``, when it is set;
+* **absolute times**: beyond ``time_factor``, when it is set (on this machine class the same
+  work's median time differs by up to 1.7x between processes).
+
+The defaults are the measured noise of this machine class with margin (`odebench.policy`).
 """
 
 from __future__ import annotations
@@ -16,13 +27,25 @@ from typing import Any
 
 import pandas as pd
 
-from odebench.report.data import ok_rows, prepare
+from odebench.errors import InvalidInputError, first_line
+from odebench.policy import DEFAULT_POLICY, Policy
+from odebench.report.data import ok_rows, plain, prepare, same_run_ratios
 
-NOISY = ("time_forward_s", "time_backward_s", "peak_memory_bytes")
-COUNTS = ("nfe_forward", "nfe_backward", "vjp_backward", "steps_accepted", "steps_rejected")
-ERRORS = ("grad_rel_error",)
+COUNTS = (
+    "nfe_forward",
+    "nfe_backward",
+    "vjp_backward",
+    "steps_accepted",
+    "steps_rejected",
+    "steps_accepted_backward",
+    "steps_rejected_backward",
+)
+ERRORS = ("grad_rel_error", "grad_rel_error_discrete")
+MEMORY = "peak_memory_bytes"
+RATIO = "time_ratio_to_naive"
+TIMES = ("time_forward_s", "time_backward_s")
 DESCRIPTIVE = (
-    "method_backend", "memory_backend", "reference_kind", "reference_error", "n_params",
+    "method_backend", "memory_backend", "reference_kind", "reference_hash", "n_params",
     "state_size", "exact_discrete_gradient",
 )  # fmt: skip
 _META = (
@@ -65,7 +88,7 @@ class Delta:
 
 @dataclass(frozen=True)
 class Comparison:
-    """The outcome of `compare`; `markdown` renders it, `regressed` decides the exit status."""
+    """The outcome of `compare`; `regressed` decides the exit status."""
 
     regressions: tuple[Delta, ...]
     improvements: tuple[Delta, ...]
@@ -73,46 +96,33 @@ class Comparison:
     only_in_base: tuple[CaseRef, ...]
     only_in_new: tuple[CaseRef, ...]
     n_common: int
-    factor: float
-    error_rtol: float
+    policy: Policy
     runs: pd.DataFrame = field(repr=False)
 
     @property
     def regressed(self) -> bool:
-        """Whether any case got worse."""
-        return bool(self.regressions)
+        """Whether any case got worse or went missing."""
+        return bool(self.regressions or self.only_in_base)
 
     @property
     def improved(self) -> bool:
         """Whether any case got better."""
         return bool(self.improvements)
 
-    @property
-    def markdown(self) -> str:
-        """The comparison as Markdown: a summary, then tables of each kind of difference."""
-        from odebench.report.comparison_markdown import render
 
-        return render(self)
+def compare(base: pd.DataFrame, new: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> Comparison:
+    """Compare two results frames (one row per Record) case by case under `policy`.
 
-
-def compare(
-    base: pd.DataFrame, new: pd.DataFrame, *, factor: float = 1.1, error_rtol: float = 1e-6
-) -> Comparison:
-    """Compare two results frames (one row per Record) case by case.
-
-    Args:
-        base: the reference run (e.g. a committed baseline).
-        new: the run to judge.
-        factor: noise allowance for times and peak memory (> 1).
-        error_rtol: relative change of the gradient error below which it counts as equal.
+    A frame without records is refused: an empty run says nothing and must not pass.
     """
-    if factor < 1:
-        raise ValueError(f"factor must be >= 1, got {factor}")
+    for name, frame in (("base", base), ("new", new)):
+        if frame.empty:
+            raise InvalidInputError(f"the {name} results hold no records; nothing to compare")
     b, n = _by_case(prepare(base)), _by_case(prepare(new))
     common = sorted(b.index.intersection(n.index), key=lambda cid: (b.at[cid, "label"], cid))
     found: dict[str, list[Delta]] = {"regression": [], "improvement": [], "change": []}
     for cid in common:
-        for kind, delta in _diff(cid, b.loc[cid], n.loc[cid], factor, error_rtol):
+        for kind, delta in _diff(cid, b.loc[cid], n.loc[cid], policy):
             found[kind].append(delta)
     return Comparison(
         regressions=tuple(found["regression"]),
@@ -121,14 +131,14 @@ def compare(
         only_in_base=_refs(b, b.index.difference(n.index)),
         only_in_new=_refs(n, n.index.difference(b.index)),
         n_common=len(common),
-        factor=factor,
-        error_rtol=error_rtol,
+        policy=policy,
         runs=pd.DataFrame({"base": _meta(base), "new": _meta(new)}).reindex(_meta_order(base, new)),
     )
 
 
 def _by_case(df: pd.DataFrame) -> pd.DataFrame:
     """One row per case_id: the (median) successful record, else the last failed one."""
+    df = df.assign(**{RATIO: same_run_ratios(df)})
     ok = ok_rows(df)
     failed = df[(df["status"] != "ok") & ~df["case_id"].isin(ok["case_id"])].drop_duplicates(
         "case_id", keep="last"
@@ -136,7 +146,7 @@ def _by_case(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([ok, failed], ignore_index=True).set_index("case_id")
 
 
-def _diff(cid: str, b: pd.Series, n: pd.Series, factor: float, error_rtol: float):
+def _diff(cid: str, b: pd.Series, n: pd.Series, policy: Policy):
     delta = lambda metric, bv, nv: Delta(cid, n["label"], metric, _py(bv), _py(nv))
     if b["status"] != n["status"]:
         kind = "regression" if b["status"] == "ok" else "improvement" if n["status"] == "ok" else "change"
@@ -145,33 +155,43 @@ def _diff(cid: str, b: pd.Series, n: pd.Series, factor: float, error_rtol: float
         yield "change", delta("error", _status(b), _status(n))
     if b["status"] != "ok" or n["status"] != "ok":
         return
-    for metric in (*NOISY, *COUNTS, *ERRORS):
-        bv, nv = b[metric], n[metric]
-        if pd.isna(bv) or pd.isna(nv):
-            if pd.isna(bv) != pd.isna(nv):
+    judged = (*COUNTS, *ERRORS, MEMORY, *((RATIO,) if policy.ratio_factor else ()))
+    judged += TIMES if policy.time_factor else ()
+    for metric in judged:
+        bv, nv = plain(b.get(metric)), plain(n.get(metric))
+        if bv is None or nv is None:
+            if (bv is None) != (nv is None) and metric not in (RATIO, *TIMES):
                 yield "change", delta(metric, bv, nv)
             continue
-        if metric in NOISY:
-            worse, better = nv > bv * factor, nv < bv / factor
-        elif metric in COUNTS:
-            worse, better = nv > bv, nv < bv
-        else:
-            if b["at_reference_resolution"] and n["at_reference_resolution"]:
-                continue
-            moved = abs(nv - bv) > error_rtol * abs(bv)
-            worse, better = moved and nv > bv, moved and nv < bv
+        worse, better = _judge(metric, bv, nv, b, n, policy)
         if worse or better:
             yield ("regression" if worse else "improvement"), delta(metric, bv, nv)
     for metric in DESCRIPTIVE:
-        bv, nv = b[metric], n[metric]
-        if not (pd.isna(bv) and pd.isna(nv)) and (pd.isna(bv) != pd.isna(nv) or bv != nv):
+        bv, nv = plain(b.get(metric)), plain(n.get(metric))
+        if bv != nv:
             yield "change", delta(metric, bv, nv)
+
+
+def _judge(metric: str, bv: float, nv: float, b: pd.Series, n: pd.Series, policy: Policy):
+    """(worse, better) for one metric under `policy`."""
+    if metric in COUNTS:
+        return nv > bv, nv < bv
+    if metric in ERRORS:
+        if b["at_reference_resolution"] and n["at_reference_resolution"] and metric == "grad_rel_error":
+            return False, False
+        moved = abs(nv - bv) > max(policy.error_rtol * abs(bv), policy.error_atol)
+        return moved and nv > bv, moved and nv < bv
+    if metric == MEMORY:
+        moved = abs(nv - bv) > policy.memory_floor_bytes
+        return moved and nv > bv * policy.memory_factor, moved and nv < bv / policy.memory_factor
+    factor = policy.ratio_factor if metric == RATIO else policy.time_factor
+    return nv > bv * factor, nv < bv / factor
 
 
 def _status(row: pd.Series) -> str:
     """The status, with the error's first line when there is one."""
-    error = row["error"] if isinstance(row["error"], str) and row["error"].strip() else None
-    return row["status"] if error is None else f"{row['status']}: {error.strip().splitlines()[0][:160]}"
+    error = first_line(row["error"], 160)
+    return row["status"] if not error else f"{row['status']}: {error}"
 
 
 def _refs(df: pd.DataFrame, ids: pd.Index) -> tuple[CaseRef, ...]:
@@ -197,10 +217,12 @@ def _meta_order(*frames: pd.DataFrame) -> list[str]:
 
 def _py(value: Any) -> Any:
     """Plain Python scalars (ints for whole counts) for display and equality."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
+    value = plain(value)
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     return value
+
+
+__all__ = ["DEFAULT_POLICY", "CaseRef", "Comparison", "Delta", "Policy", "compare"]

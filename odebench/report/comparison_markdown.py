@@ -1,35 +1,17 @@
-"""A `Comparison` as Markdown: a verdict line, the two runs' metadata, a table per kind of change."""
+"""A `Comparison` as Markdown: a verdict line, the policy, the runs, a table per kind of change."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import pandas as pd
 
+from odebench.report.comparison import Comparison, Delta
 from odebench.report.markdown import markdown_table
-
-if TYPE_CHECKING:
-    from odebench.report.comparison import Comparison, Delta
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+from odebench.report.text import fmt
 
 
 def _deltas_table(deltas: tuple[Delta, ...]) -> str:
     rows = [
-        (
-            d.label,
-            d.metric,
-            _fmt(d.base),
-            _fmt(d.new),
-            "–" if d.ratio is None else f"{d.ratio:.4g}x",
-            d.case_id,
-        )
+        (d.label, d.metric, fmt(d.base, "{:.4g}"), fmt(d.new, "{:.4g}"), fmt(d.ratio, "{:.4g}x"), d.case_id)
         for d in deltas
     ]
     return markdown_table(
@@ -45,12 +27,10 @@ def render(c: Comparison) -> str:
         "",
         f"{verdict}: {c.n_common} cases in both runs; {len(c.regressions)} regressions, "
         f"{len(c.improvements)} improvements, {len(c.changes)} other changes; "
-        f"{len(c.only_in_base)} cases only in base, {len(c.only_in_new)} only in new.",
+        f"{len(c.only_in_base)} cases only in base (missing from new: a regression), "
+        f"{len(c.only_in_new)} only in new.",
         "",
-        f"Times and peak memory count when they move by more than a factor {c.factor:g}; "
-        "NFE, VJP and step counts on any change; the gradient error on a relative change above "
-        f"{c.error_rtol:g} (unless both are at the reference's resolution); a status leaving ok "
-        "is a regression.",
+        c.policy.describe(),
         "",
     ]
     runs = c.runs.fillna("–")
@@ -58,11 +38,9 @@ def render(c: Comparison) -> str:
     if hosts is not None and "–" not in (hosts["base"], hosts["new"]) and hosts["base"] != hosts["new"]:
         out += [
             f"> Base and new ran on different hosts ({hosts['base']} vs {hosts['new']}): "
-            "timings may differ for that reason alone.",
+            "memory and time ratios may differ for that reason alone.",
             "",
         ]
-    if c.only_in_base:
-        out += [f"> {len(c.only_in_base)} cases of the base are missing from the new run (listed below).", ""]
     out += ["## Runs", "", markdown_table(runs.rename_axis("").reset_index()), ""]
     for title, deltas in (
         ("Regressions", c.regressions),

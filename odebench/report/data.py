@@ -1,9 +1,17 @@
-"""The report's view of a results frame: typed columns, one row per successful case, pairs.
+"""The reports' view of a results frame: typed columns, like-for-like groups, one row per case.
 
 Every report function reads a frame through `prepare` (columns as `odebench.record.RECORD_FIELDS`
 plus ``meta_*``; missing columns are added empty, numbers made numeric) and, for measurements,
 `ok_rows` (status "ok" only; a case recorded several times is reduced to the median of its
 measurements).
+
+Three keys say what may be compared with what:
+
+* ``context``: everything that changes a result except the method. Two records with the same
+  context differ in the method alone: the only pairs a finding or a ratio compares.
+* ``regime``: ``task[size] · solver · dtype · device``, the problem and how it is solved, across
+  the tolerances (or steps) of that solver: one row of the accuracy-vs-cost figure.
+* ``setting``: ``tol=1e-06`` or ``h=0.01``, the solver setting inside a regime.
 """
 
 from __future__ import annotations
@@ -15,21 +23,32 @@ from typing import Any
 
 import pandas as pd
 
-from odebench.record import CASE_FIELDS, RECORD_FIELDS, Case, Record
+from odebench.methods import BASELINE
+from odebench.record import (
+    CASE_FIELDS,
+    IDENTITY_FIELDS,
+    RECORD_FIELDS,
+    Case,
+    Record,
+    problem_label,
+    setting_label,
+)
 
 _NUMERIC_TYPES = {"int", "float", "int | None", "float | None"}
 _NUMERIC_CASE = tuple(f.name for f in fields(Case) if f.type in _NUMERIC_TYPES)
 #: Record fields holding a number (measurements and counts), medians taken over repeats.
 MEASUREMENTS = tuple(f.name for f in fields(Record) if f.type in _NUMERIC_TYPES)
 #: What must match for two records to be the same problem solved the same way by two methods.
-CONTEXT_KEYS = tuple(k for k in CASE_FIELDS if k not in ("method", "repeats"))
+CONTEXT_KEYS = tuple(k for k in IDENTITY_FIELDS if k != "method")
+#: What must match for two records to be on one accuracy-vs-cost curve.
+REGIME_KEYS = ("task", "size", "solver", "dtype", "device", "seed")
 
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of `frame` with every record column present, typed, and the report's own columns.
 
-    Added columns: ``problem`` (``task[size]``), ``context`` (a key equal for records that differ
-    only in method), ``label`` (the case's label), ``time_total_s``, ``peak_memory_mib``.
+    Added columns: ``problem`` (``task[size]``), ``setting`` (``tol=..`` or ``h=..``),
+    ``regime``, ``context``, ``label`` (the case's label), ``time_total_s``, ``peak_memory_mib``.
     """
     df = frame.copy().reset_index(drop=True)
     for col in RECORD_FIELDS:
@@ -41,10 +60,12 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
         df[col] = df[col].astype(object).where(df[col].notna(), "?").astype(str)
     df["status"] = df["status"].astype(object).where(df["status"].notna(), "missing").astype(str)
     resolved = df["at_reference_resolution"].astype(object)
-    df["at_reference_resolution"] = resolved.map(lambda v: _plain(v) is not None and bool(v)).astype(bool)
+    df["at_reference_resolution"] = resolved.map(lambda v: plain(v) is not None and bool(v)).astype(bool)
     rows = df[list(CASE_FIELDS)].to_dict("records")
-    df["problem"] = [problem_name(r["task"], r["size"]) for r in rows]
-    df["context"] = ["|".join(repr(_plain(r[k])) for k in CONTEXT_KEYS) for r in rows]
+    df["problem"] = [problem_label(r["task"], plain(r["size"])) for r in rows]
+    df["setting"] = [setting_label(plain(r["step_size"]), plain(r["rtol"]), plain(r["atol"])) for r in rows]
+    df["regime"] = [regime_label(r) for r in rows]
+    df["context"] = ["|".join(repr(plain(r[k])) for k in CONTEXT_KEYS) for r in rows]
     df["label"] = [case_label(r) for r in rows]
     return _derive(df)
 
@@ -62,36 +83,54 @@ def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
 def paired(ok: pd.DataFrame, a: str, b: str, columns: Sequence[str]) -> pd.DataFrame:
     """Cases solved by both method `a` and method `b` in the same context, side by side.
 
-    The result has the context keys, ``problem``, and each of `columns` twice, suffixed ``_a``
-    and ``_b``.
+    The result has the context keys, ``problem``, ``setting``, ``regime``, and each of
+    `columns` twice, suffixed ``_a`` and ``_b``.
     """
-    keep = ["context", "problem", *CONTEXT_KEYS]
+    keep = ["context", "problem", "setting", "regime", *CONTEXT_KEYS]
     left = ok.loc[ok["method"] == a, [*keep, *columns]].drop_duplicates("context", keep="last")
     right = ok.loc[ok["method"] == b, ["context", *columns]].drop_duplicates("context", keep="last")
     return left.merge(right, on="context", suffixes=("_a", "_b")).reset_index(drop=True)
 
 
-def problem_name(task: str, size: Any) -> str:
-    """``task[size]`` as in a case's label, or ``task`` for the task's default size."""
-    size = _plain(size)
-    return str(task) if size is None else f"{task}[{int(size) if float(size).is_integer() else size}]"
+def same_run_ratios(df: pd.DataFrame, column: str = "time_total_s", over: str = "time_total_s") -> pd.Series:
+    """Each ok record's `column` over naive's `over` on the same case *in the same run*.
+
+    Indexed like `df` (a prepared frame); NaN where no naive record of that run matches. Times
+    are only ever divided within one run: between processes the same work's time moves by up
+    to 1.7x on this machine class, within one run far less.
+    """
+    run = df["run_id"].astype(str) if "run_id" in df.columns else pd.Series("", index=df.index)
+    key = run + "#" + df["context"]
+    ok = df["status"] == "ok"
+    naive = df[ok & (df["method"] == BASELINE)].assign(_key=key).drop_duplicates("_key", keep="last")
+    baseline = key.map(naive.set_index("_key")[over])
+    return (df[column] / baseline).where(ok & (baseline > 0))
+
+
+def regime_label(row: Mapping[str, Any]) -> str:
+    """``task[size] · solver · dtype · device`` (and ``seed=`` where it is not 0)."""
+    parts = [
+        problem_label(row["task"], plain(row["size"])),
+        str(row["solver"]),
+        str(row["dtype"]),
+        str(row["device"]),
+    ]
+    seed = plain(row.get("seed"))
+    if seed not in (None, 0):
+        parts.append(f"seed={int(seed)}")
+    return " · ".join(parts)
 
 
 def case_label(row: Mapping[str, Any]) -> str:
-    """The case's own label (`Case.label`), plus atol and seed where they are not the defaults."""
-    values = {k: _plain(row.get(k)) for k in CASE_FIELDS}
-    for k in ("size", "seed", "repeats"):
+    """The case's own label (`Case.label`) from a row of a results frame."""
+    values = {k: plain(row.get(k)) for k in CASE_FIELDS}
+    for k in ("size", "seed", "repeats", "max_steps"):
         if isinstance(values[k], float) and values[k].is_integer():
             values[k] = int(values[k])
     try:
-        case = Case(**{k: v for k, v in values.items() if v is not None})
+        return Case(**{k: v for k, v in values.items() if v is not None}).label()
     except (TypeError, ValueError):
         return f"{values['task']}/{values['method']}"
-    default = Case(task=case.task, method=case.method)
-    extras = [
-        f"{k}={getattr(case, k):g}" for k in ("atol", "seed") if getattr(case, k) != getattr(default, k)
-    ]
-    return "/".join([case.label(), *extras])
 
 
 def _derive(df: pd.DataFrame) -> pd.DataFrame:
@@ -100,8 +139,8 @@ def _derive(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _plain(value: Any) -> Any:
-    """None for missing values (None, NaN), the value otherwise."""
+def plain(value: Any) -> Any:
+    """None for missing values (None, NaN, pd.NA), the value otherwise."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
     return value

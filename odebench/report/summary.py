@@ -6,11 +6,13 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from odebench.record import Record
+from odebench.record import Record, problem_label, setting_label
+from odebench.report.text import fmt
 
 
 def summary_table(records: Sequence[Record]) -> str:
-    """One row per case: status, gradient error, NFE, VJPs, time and memory."""
+    """One row per case: status, gradient error, NFE, VJPs, time and memory; then the failures,
+    the warnings the cases raised, and the harness's cost."""
     if not records:
         return "no cases were run"
     rows = []
@@ -18,34 +20,37 @@ def summary_table(records: Sequence[Record]) -> str:
         c = r.case
         rows.append(
             {
-                "task": c.task if c.size is None else f"{c.task}[{c.size}]",
+                "problem": problem_label(c.task, c.size),
                 "method": c.method,
                 "solver": c.solver,
-                "tol": f"h={c.step_size:g}" if c.step_size is not None else f"{c.rtol:g}",
+                "setting": setting_label(c.step_size, c.rtol, c.atol),
                 "status": r.status,
-                "grad_err": _fmt(r.grad_rel_error, "{:.1e}") + ("*" if r.at_reference_resolution else ""),
-                "disc_err": _fmt(r.grad_rel_error_discrete, "{:.1e}"),
-                "nfe_f": _fmt(r.nfe_forward, "{}"),
-                "nfe_b": _fmt(r.nfe_backward, "{}"),
-                "vjp_b": _fmt(r.vjp_backward, "{}"),
-                "t_fwd_ms": _fmt(r.time_forward_s, "{:.1f}", 1e3),
-                "t_bwd_ms": _fmt(r.time_backward_s, "{:.1f}", 1e3),
-                "mem_KiB": _fmt(r.peak_memory_bytes, "{:.0f}", 1 / 1024),
+                "grad_err": fmt(r.grad_rel_error, "{:.1e}") + ("*" if r.at_reference_resolution else ""),
+                "disc_err": fmt(r.grad_rel_error_discrete, "{:.1e}"),
+                "nfe_f": fmt(r.nfe_forward, "{}"),
+                "nfe_b": fmt(r.nfe_backward, "{}"),
+                "vjp_b": fmt(r.vjp_backward, "{}"),
+                "t_fwd_ms": fmt(r.time_forward_s, "{:.1f}", 1e3),
+                "t_bwd_ms": fmt(r.time_backward_s, "{:.1f}", 1e3),
+                "mem_KiB": fmt(r.peak_memory_bytes, "{:.0f}", 1 / 1024),
             }
         )
     table = pd.DataFrame(rows).to_string(index=False)
     notes = ["* at reference resolution: the error is below 10x the reference's own error estimate"]
-    failed = [r for r in records if r.status != "ok"]
-    for r in failed:
-        notes.append(f"{r.case.label()}: {r.status}: {r.error}")
+    for r in records:
+        if r.status != "ok":
+            notes.append(f"{r.case.label()}: {r.status}: {r.error}")
+    warned: dict[str, list[str]] = {}
+    for r in records:
+        for warning in r.warnings or ():
+            warned.setdefault(warning, []).append(r.case.label())
+    for warning, labels in warned.items():
+        where = labels[0] + (f" and {len(labels) - 1} more" if len(labels) > 1 else "")
+        notes.append(f"warning ({where}): {warning}")
     overhead = _overhead(records)
     if overhead:
         notes.append(overhead)
     return table + "\n\n" + "\n".join(notes)
-
-
-def _fmt(value, pattern: str, scale: float = 1.0) -> str:
-    return "-" if value is None else pattern.format(value * scale if scale != 1.0 else value)
 
 
 def _overhead(records: Sequence[Record]) -> str:

@@ -1,59 +1,79 @@
-"""The report's tables: medians per task and method (with ratios to naive), failures, metadata."""
+"""The report's tables: measurements per group and method (with ratios to naive), failures,
+warnings, metadata. Nothing here pools records that differ in anything but the seed."""
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
-from odebench.report.data import paired
+from odebench.errors import first_line
+from odebench.methods import BASELINE
+from odebench.report.data import same_run_ratios
 from odebench.report.style import method_order
+from odebench.report.text import MISSING, fmt
 
-BASELINE = "naive"
-
-#: Columns of the medians table: record field, heading, number format.
-MEDIANS = (
-    ("grad_rel_error", "grad error", "{:.2e}"),
-    ("nfe_forward", "NFE fwd", "{:.4g}"),
-    ("nfe_backward", "NFE bwd", "{:.4g}"),
-    ("vjp_backward", "VJP bwd", "{:.4g}"),
-    ("time_forward_s", "time fwd [s]", "{:.3g}"),
-    ("time_backward_s", "time bwd [s]", "{:.3g}"),
-    ("peak_memory_mib", "peak memory [MiB]", "{:.3g}"),
+#: Columns of the measurements table: record field, heading, number format, ratio to naive?
+MEASURED = (
+    ("grad_rel_error", "grad error", "{:.2e}", False),
+    ("nfe_forward", "NFE fwd", "{:.4g}", False),
+    ("nfe_backward", "NFE bwd", "{:.4g}", False),
+    ("vjp_backward", "VJP bwd", "{:.4g}", False),
+    ("time_forward_s", "time fwd [ms]", "{:.3g}", False),
+    ("time_backward_s", "time bwd [ms]", "{:.3g}", False),
+    ("time_total_s", "time vs naive", "{:.2f}x", True),
+    ("peak_memory_mib", "peak memory [MiB]", "{:.3g}", False),
+    ("peak_memory_mib", "memory vs naive", "{:.2f}x", True),
 )
-MISSING = "–"
-_COLS = [col for col, _, _ in MEDIANS]
-_RES = "at_reference_resolution"
+_SCALE = {"time_forward_s": 1e3, "time_backward_s": 1e3}
 
 
-def medians_table(df: pd.DataFrame, ok: pd.DataFrame) -> pd.DataFrame:
-    """Per task and method: successful/total cases and median of each metric, with x ratio.
-
-    The ratio is the median, over cases naive also solved in the same context, of the method's
-    value over naive's: ``(0.5x)`` means half of naive's.
-    """
-    out = []
-    for task in sorted(set(df["task"])):
-        tried = df[df["task"] == task]
-        task_ok = ok[ok["task"] == task]
-        for method in method_order(tried["method"]):
-            rows = task_ok[task_ok["method"] == method]
-            line = {"task": task, "method": method, "ok": f"{len(rows)}/{(tried['method'] == method).sum()}"}
-            pairs = None if method == BASELINE else paired(task_ok, method, BASELINE, [*_COLS, _RES])
-            for col, head, fmt in MEDIANS:
-                line[head] = _cell(rows[col], fmt, None if pairs is None else _ratio(pairs, col))
-            out.append(line)
-    return pd.DataFrame(out, columns=["task", "method", "ok", *(h for _, h, _ in MEDIANS)])
+def measurements_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per group (regime and setting) and method: ok/all records and the medians over
+    seeds of each measurement; time and memory also as a ratio to naive on the same case (times
+    divided only within one run)."""
+    df = df.assign(
+        _time_ratio=same_run_ratios(df),
+        _memory_ratio=same_run_ratios(df, "peak_memory_mib", "peak_memory_mib"),
+    )
+    ratio_column = {"time_total_s": "_time_ratio", "peak_memory_mib": "_memory_ratio"}
+    rows = []
+    for (regime, setting), group in df.groupby(["regime", "setting"], sort=False):
+        for method in method_order(group["method"]):
+            mine = group[group["method"] == method]
+            ok = mine[mine["status"] == "ok"]
+            line = {"regime": regime, "setting": setting, "method": method, "ok": f"{len(ok)}/{len(mine)}"}
+            for column, head, pattern, is_ratio in MEASURED:
+                values = ok[ratio_column[column] if is_ratio else column].dropna()
+                if is_ratio and method == BASELINE:
+                    line[head] = MISSING if values.empty else "1x"
+                    continue
+                line[head] = fmt(values.median() if len(values) else None, pattern, _SCALE.get(column, 1.0))
+            rows.append(line)
+    columns = ["regime", "setting", "method", "ok", *(head for _, head, _, _ in MEASURED)]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def failures_table(df: pd.DataFrame, max_chars: int = 200) -> pd.DataFrame:
     """Every record whose status is not "ok": its case, status and its error's message line."""
     failed = df[df["status"] != "ok"].sort_values(["task", "method", "label"])
-    errors = [_first_line(e, max_chars) for e in failed["error"]]
     return pd.DataFrame(
-        {"case": failed["label"], "status": failed["status"], "error": errors},
+        {
+            "case": failed["label"],
+            "status": failed["status"],
+            "error": [first_line(e, max_chars) for e in failed["error"]],
+        },
         columns=["case", "status", "error"],
     ).reset_index(drop=True)
+
+
+def warnings_table(df: pd.DataFrame, max_chars: int = 300) -> pd.DataFrame:
+    """Each distinct warning the cases raised, with how many cases and the first of them."""
+    seen: dict[str, list[str]] = {}
+    for label, warnings in zip(df["label"], df["warnings"]):
+        if isinstance(warnings, list):
+            for warning in warnings:
+                seen.setdefault(first_line(warning, max_chars), []).append(label)
+    rows = [(w, len(labels), labels[0]) for w, labels in seen.items()]
+    return pd.DataFrame(rows, columns=["warning", "cases", "first case"])
 
 
 def metadata_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -86,27 +106,3 @@ _META_FIRST = (
     "hostname",
     "started_at",
 )
-
-
-def _ratio(pairs: pd.DataFrame, col: str) -> float | None:
-    pairs = pairs.dropna(subset=[f"{col}_a", f"{col}_b"])
-    pairs = pairs[pairs[f"{col}_b"] > 0]
-    if col == "grad_rel_error":  # naive's error only bounded there: a ratio to it means nothing
-        pairs = pairs[~pairs[f"{_RES}_b"]]
-    return float((pairs[f"{col}_a"] / pairs[f"{col}_b"]).median()) if len(pairs) else None
-
-
-def _cell(values: pd.Series, fmt: str, ratio: float | None) -> str:
-    values = values.dropna()
-    if values.empty:
-        return MISSING
-    text = fmt.format(values.median())
-    return text if ratio is None or math.isnan(ratio) else f"{text} ({ratio:.3g}x)"
-
-
-def _first_line(error: object, max_chars: int) -> str:
-    if not isinstance(error, str) or not error.strip():
-        return ""
-    lines = error.strip().splitlines()
-    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
-    return line if len(line) <= max_chars else line[: max_chars - 1] + "…"

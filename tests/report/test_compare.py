@@ -1,11 +1,14 @@
-"""compare: regressions, improvements, changes and one-sided cases between two frames."""
+"""compare: regressions, improvements, changes and one-sided cases between two frames, judged by
+the policy that `odebench compare` and the CI gate share."""
 
 from __future__ import annotations
 
 import pytest
 from report_synthetic import frame_of, synthetic_records
 
-from odebench.report import compare
+from odebench.errors import InvalidInputError
+from odebench.policy import Policy
+from odebench.report import compare, render_comparison
 
 
 @pytest.fixture
@@ -26,29 +29,55 @@ def test_identical_frames_do_not_regress(base):
     assert not result.regressed and not result.improved
     assert result.changes == () and result.only_in_base == () and result.only_in_new == ()
     assert result.n_common == len(base)
-    assert "no regression" in result.markdown
+    assert "no regression" in render_comparison(result)
 
 
-def test_doubled_time_regresses_naming_case_and_metric(base):
+def test_a_method_slower_relative_to_naive_in_its_run_regresses_when_asked(base):
+    """Times are not judged by default; with a ratio factor, each method's time over naive's in
+    the same run is."""
     new = base.copy()
-    i = _row(new)
-    new.loc[i, "time_backward_s"] *= 2
-    result = compare(base, new)
+    new.loc[_row(new), "time_backward_s"] *= 2  # adjoint: 0.6 s -> 1.1 s total; naive 0.5 s
+    assert not compare(base, new).regressed
+    assert "times are not judged" in render_comparison(compare(base, new))
+    result = compare(base, new, Policy(ratio_factor=1.5))
     assert result.regressed
     (delta,) = result.regressions
-    assert delta.metric == "time_backward_s" and delta.ratio == pytest.approx(2)
-    assert delta.label == "linear[8]/adjoint/dopri5/tol=0.0001/float64/cpu/atol=1e-06"
-    assert f"| {delta.label} | time_backward_s | 0.5 | 1 | 2x |" in result.markdown
-    assert "**REGRESSED**" in result.markdown
+    assert delta.label == "linear[8]/adjoint/dopri5/tol=0.0001/float64/cpu"
+    assert delta.metric == "time_ratio_to_naive"
+    assert (delta.base, delta.new) == (pytest.approx(1.2), pytest.approx(2.2))
+    markdown = render_comparison(result)
+    assert f"| {delta.label} | time_ratio_to_naive | 1.2 | 2.2 | 1.833x |" in markdown
+    assert "**REGRESSED**" in markdown
 
 
-def test_time_within_factor_is_noise_and_faster_is_an_improvement(base):
+def test_absolute_times_are_judged_only_when_asked(base):
     new = base.copy()
-    new.loc[_row(new), "time_forward_s"] *= 1.05
+    new["time_forward_s"] *= 1.6  # the whole run is slower: ratios unchanged
+    new["time_backward_s"] *= 1.6
+    assert not compare(base, new).regressed
+    slower = compare(base, new, Policy(time_factor=1.5))
+    assert slower.regressed and {d.metric for d in slower.regressions} == {
+        "time_forward_s",
+        "time_backward_s",
+    }
+
+
+def test_ratio_within_factor_is_noise_and_less_memory_is_an_improvement(base):
+    new = base.copy()
+    new.loc[_row(new), "time_backward_s"] *= 1.3  # ratio 1.2 -> 1.5: below 1.5x of 1.2
     new.loc[_row(new, "aca"), "peak_memory_bytes"] //= 2
-    result = compare(base, new)
+    result = compare(base, new, Policy(ratio_factor=1.5))
     assert not result.regressed
     assert [(d.metric, d.label.split("/")[1]) for d in result.improvements] == [("peak_memory_bytes", "aca")]
+
+
+def test_memory_needs_both_the_factor_and_the_floor(base):
+    new = base.copy()
+    i = _row(new, "symplectic")  # 151,572 bytes
+    new.loc[i, "peak_memory_bytes"] += 20_000  # +13%, but under the 32 KiB floor
+    assert not compare(base, new).regressed
+    new.loc[i, "peak_memory_bytes"] += 20_000  # +26% and 40 KB
+    assert [d.metric for d in compare(base, new).regressions] == ["peak_memory_bytes"]
 
 
 @pytest.mark.parametrize("step, regressed", [(1, True), (-1, False)])
@@ -69,6 +98,12 @@ def test_gradient_error_changes_beyond_tight_tolerance(base):
     assert [d.metric for d in compare(base, new).regressions] == ["grad_rel_error"]
 
 
+def test_round_off_errors_move_freely_below_the_absolute_floor(base):
+    base = base.assign(grad_rel_error_discrete=2e-16)
+    new = base.assign(grad_rel_error_discrete=6e-16)
+    assert not compare(base, new).regressed
+
+
 def test_status_ok_to_failed_regresses_and_back_improves(base):
     new = base.copy()
     i = _row(new, "symplectic")
@@ -78,13 +113,21 @@ def test_status_ok_to_failed_regresses_and_back_improves(base):
     assert compare(new, base).improved
 
 
-def test_cases_only_in_one_side_are_listed(base):
+def test_a_case_missing_from_the_new_run_is_a_regression(base):
     new = base.drop(index=_row(base, "naive", "spiral", 32, 1e-6))
     result = compare(base, new)
-    assert not result.regressed
+    assert result.regressed and result.regressions == ()
     assert [r.label for r in result.only_in_base] == ["spiral[32]/naive/dopri5/tol=1e-06/float64/cpu"]
-    assert compare(new, base).only_in_new == result.only_in_base
-    assert "## Only in base (1)" in result.markdown and result.only_in_base[0].case_id in result.markdown
+    assert compare(new, base).only_in_new == result.only_in_base and not compare(new, base).regressed
+    markdown = render_comparison(result)
+    assert "## Only in base (1)" in markdown and result.only_in_base[0].case_id in markdown
+
+
+def test_an_empty_run_is_refused(base):
+    with pytest.raises(InvalidInputError, match="new results hold no records"):
+        compare(base, base.iloc[:0])
+    with pytest.raises(InvalidInputError, match="base results hold no records"):
+        compare(base.iloc[:0], base)
 
 
 def test_descriptive_changes_and_hosts_are_reported(base):
@@ -93,9 +136,10 @@ def test_descriptive_changes_and_hosts_are_reported(base):
     new["meta_hostname"] = "elsewhere"
     result = compare(base, new)
     assert not result.regressed and [d.metric for d in result.changes] == ["method_backend"]
-    assert "different hosts (testhost vs elsewhere)" in result.markdown
+    assert "different hosts (testhost vs elsewhere)" in render_comparison(result)
 
 
-def test_factor_below_one_is_rejected(base):
-    with pytest.raises(ValueError, match="factor"):
-        compare(base, base, factor=0.9)
+@pytest.mark.parametrize("field", ["ratio_factor", "memory_factor", "time_factor"])
+def test_factor_below_one_is_rejected(field):
+    with pytest.raises(InvalidInputError, match=f"{field} must be a finite number >= 1"):
+        Policy(**{field: 0.9})

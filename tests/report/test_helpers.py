@@ -14,7 +14,7 @@ from odebench.report.findings import check_all
 from odebench.report.plots.cost import pareto_mask
 from odebench.report.plots.memory import fit_slope
 from odebench.report.style import method_order, method_styles
-from odebench.report.tables import failures_table, medians_table
+from odebench.report.tables import failures_table, measurements_table
 
 
 def test_core_methods_keep_their_colour_whatever_else_is_present():
@@ -63,6 +63,7 @@ def test_prepare_adds_missing_columns_and_medians_repeated_cases():
     ok = ok_rows(df)
     assert len(ok) == 1 and ok.loc[0, "time_forward_s"] == 2.0
     assert ok.loc[0, "problem"] == "t[4]" and not ok.loc[0, "at_reference_resolution"]
+    assert ok.loc[0, "regime"] == "t[4] · ? · ? · ?"  # what the rows do not say stays unknown
     assert case_label(rows[0]) == case.label()
 
 
@@ -73,12 +74,20 @@ def test_paired_matches_on_everything_but_method():
     assert np.allclose(pairs["nfe_backward_a"] / pairs["nfe_backward_b"], 0.6)
 
 
-def test_medians_table_ratios_against_naive():
+def test_measurements_table_keeps_groups_apart_with_ratios_to_naive():
     df = prepare(frame_of(synthetic_records()))
-    table = medians_table(df, ok_rows(df)).set_index(["task", "method"])
-    assert table.loc[("linear", "adjoint"), "time fwd [s]"] == "0.15 (0.5x)"
-    assert table.loc[("linear", "naive"), "time fwd [s]"] == "0.3"
-    assert table.loc[("linear", "adjoint"), "grad error"] == "5.05e-04"  # naive at reference resolution
+    table = measurements_table(df).set_index(["regime", "setting", "method"])
+    # 2 tasks x 2 sizes x 2 tolerances = 8 groups; 5 methods each, plus the failed peer (2 groups)
+    # and the timed-out adjoint at rtol 1e-8 (its own group)
+    assert len(table) == 8 * 5 + 2 + 1
+    row = table.loc[("linear[8] · dopri5 · float64 · cpu", "tol=0.0001", "adjoint")]
+    assert row["time fwd [ms]"] == "100" and row["time bwd [ms]"] == "500"
+    assert row["time vs naive"] == "1.20x" and row["memory vs naive"] == "0.25x"  # 2e5 / 8e5
+    assert row["grad error"] == "1.00e-03" and row["ok"] == "1/1"
+    naive = table.loc[("linear[8] · dopri5 · float64 · cpu", "tol=0.0001", "naive")]
+    assert naive["time vs naive"] == "1x" and naive["grad error"] == "5.00e-13"
+    failed = table.loc[("spiral[32] · dopri5 · float64 · cpu", "tol=1e-08", "adjoint")]
+    assert failed["ok"] == "0/1" and failed["grad error"] == "–"
 
 
 def test_failures_table_shows_the_exception_line_of_a_traceback():
@@ -100,6 +109,31 @@ def test_nullable_dtypes_as_the_results_loader_gives_them():
     )
     a, b = prepare(plain), prepare(nullable)
     assert a["at_reference_resolution"].tolist() == b["at_reference_resolution"].tolist()
-    pd.testing.assert_frame_equal(medians_table(a, ok_rows(a)), medians_table(b, ok_rows(b)))
+    pd.testing.assert_frame_equal(measurements_table(a), measurements_table(b))
     assert check_all(ok_rows(a)) == check_all(ok_rows(b))
     assert not compare(plain, nullable).regressed and not compare(plain, nullable).changes
+
+
+def test_unlike_cases_are_never_pooled():
+    """A dopri5 and an rk4 case of one task and method stay apart in every table and figure
+    input (the report once showed their median, 9.67e-05, a number no case produced)."""
+    records = []
+    for solver, error, memory in (("dopri5", 1.9e-4, 5.67 * 2**20), ("rk4", 2.2e-10, 13.06 * 2**20)):
+        for size in (1, 5):
+            step = 0.01 if solver == "rk4" else None
+            rtol = 1e-4 if solver == "dopri5" else None
+            case = Case(task="spiral", method="naive", solver=solver, size=size, rtol=rtol, step_size=step)
+            records.append(
+                Record(case, case.case_id, "ok", grad_rel_error=error, peak_memory_bytes=int(memory * size))
+            )
+    df = prepare(frame_of(records))
+    table = measurements_table(df)
+    assert sorted(table["grad error"]) == ["1.90e-04", "1.90e-04", "2.20e-10", "2.20e-10"]
+    assert list(table["setting"]) == ["tol=0.0001", "tol=0.0001", "h=0.01", "h=0.01"]
+    from odebench.report.plots.memory import scaling_facets
+
+    facets = {key: sorted(rows["peak_memory_mib"].round(2)) for key, rows in scaling_facets(ok_rows(df))}
+    assert facets == {
+        ("spiral", "dopri5", "tol=0.0001", "float64", "cpu"): [5.67, 28.35],
+        ("spiral", "rk4", "h=0.01", "float64", "cpu"): [13.06, 65.3],
+    }

@@ -9,53 +9,85 @@ from report_synthetic import COMMAND, SOURCES, frame_of, synthetic_records
 
 from odebench.record import Case, Record
 from odebench.report import write_report
-from odebench.report.build import FIGURE_NAMES
+
+#: Figures of the synthetic report: three kinds per task (linear, spiral), one memory figure.
+FIGURES = [
+    f"{kind}-{task}"
+    for kind in ("accuracy_vs_cost", "error_vs_tolerance", "time_split")
+    for task in ("linear", "spiral")
+] + ["memory_scaling"]
 
 
 def test_writes_markdown_html_and_every_figure_as_png_and_svg(report_dir):
     assert (report_dir / "report.md").is_file()
     assert (report_dir / "report.html").is_file()
-    for name in FIGURE_NAMES:
+    assert sorted(p.stem for p in (report_dir / "figures").glob("*.png")) == sorted(FIGURES)
+    for name in FIGURES:
         assert (report_dir / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert "<svg" in (report_dir / "figures" / f"{name}.svg").read_text()[:2000]
 
 
-def test_findings_report_the_planted_numbers(report_dir):
-    md = (report_dir / "report.md").read_text()
-    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+def _rows(md: str) -> dict[str, str]:
+    return {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+
+
+def test_findings_report_the_planted_numbers_with_n(report_dir):
+    rows = _rows((report_dir / "report.md").read_text())
     seminorm = next(v for k, v in rows.items() if k.startswith("The seminorm adjoint"))
-    assert "median 40% fewer backward NFE over 8 matching cases" in seminorm
-    assert seminorm.rstrip(" |").endswith("holds")
+    assert "median 40% (IQR 40% to 40%, range 40% to 40%) fewer backward NFE over n = 8 cases" in seminorm
+    assert seminorm.rstrip(" |").endswith("| 8 | holds")
     aca = rows["aca has a lower gradient error than the adjoint at the same tolerance."]
-    assert "lower in 8 of 8 matching cases (100%)" in aca and aca.rstrip(" |").endswith("holds")
+    assert "lower in 8 of n = 8 adaptive cases (100%" in aca and aca.rstrip(" |").endswith("| 8 | holds")
     symplectic = rows["symplectic has a lower gradient error than the adjoint at the same tolerance."]
-    assert "lower in 6 of 8 matching cases (75%)" in symplectic
+    assert "lower in 6 of n = 8 adaptive cases (75%" in symplectic
     memory = next(v for k, v in rows.items() if k.startswith("At large step counts"))
-    assert "in order in 2 of 2 comparison(s)" in memory and "linear[32] at rtol=1e-06" in memory
+    assert "in 6 of n = 6 cases with at least 50 forward steps" in memory
+    assert memory.rstrip(" |").endswith("| 6 | holds")
+
+
+def test_the_report_opens_with_winners_per_group(report_dir):
+    md = (report_dir / "report.md").read_text()
+    assert md.index("## Which method wins") < md.index("## Findings") < md.index("## Accuracy vs cost")
+    wins = md.split("## Which method wins")[1].split("## Findings")[0]
+    row = _rows(wins)["linear[8] · dopri5 · float64 · cpu"]  # the last such group: rtol 1e-6
+    cells = [c.strip() for c in row.strip(" |").split("|")]
+    assert cells[:6] == [
+        "linear[8] · dopri5 · float64 · cpu",
+        "tol=1e-06",
+        "1",
+        "naive (5.0e-13)",
+        "symplectic (0.0289 MiB)",
+        "aca (0.8 s)",
+    ]
+    assert (
+        "Over 8 groups (n = 8; ties count for each method): most accurate: naive 8; "
+        "least memory: symplectic 8" in md
+    )
 
 
 def test_memory_slopes_and_failures_are_reported(report_dir):
     md = (report_dir / "report.md").read_text()
-    failures = md.split("## Failed cases")[1].split("## Run metadata")[0]
+    failures = md.split("## Failed cases")[1].split("## Warnings")[0]
     assert failures.count("aca@torchdiffeqpack") == 2
     assert "ImportError: TorchDiffEqPack \\| not installed" in failures and "more" not in failures
     assert "timeout" in failures
     assert "No successful record, so not drawn (see the failed cases): aca@torchdiffeqpack." in md
-    assert "| linear | aca@torchdiffeqpack | 0/1 | –" in md
-    assert "| spiral | adjoint | 4/5 |" in md
+    measured = md.split("## Measurements")[1]
+    assert "| linear[8] · dopri5 · float64 · cpu | tol=1e-06 | aca@torchdiffeqpack | 0/1 | –" in measured
+    assert "| spiral[32] · dopri5 · float64 · cpu | tol=1e-08 | adjoint | 0/1 | –" in measured
 
 
 def test_every_figure_and_table_caption_names_command_and_sources(report_dir):
     md = (report_dir / "report.md").read_text()
     captions = [line for line in md.splitlines() if re.match(r"\*(Figure|Table) \d+\.", line)]
-    assert len(captions) == len(FIGURE_NAMES) + 4
+    assert len(captions) == len(FIGURES) + 6
     for caption in captions:
         assert f"`{COMMAND}`" in caption and f"`{SOURCES[0]}`" in caption
 
 
 def test_html_is_self_contained(report_dir):
     html = (report_dir / "report.html").read_text()
-    assert html.count('src="data:image/png;base64,') == len(FIGURE_NAMES)
+    assert html.count('src="data:image/png;base64,') == len(FIGURES)
     assert "<script" not in html
     assert not re.search(r'(src|href)="https?:', html)
 
@@ -73,11 +105,14 @@ def test_gaps_render_one_size_no_naive_no_symplectic(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert out == tmp_path / "report.html"
     assert "No task was measured at several sizes" in md
-    assert "cannot test: no successful record of symplectic" in md
-    assert "cannot test: no successful record of symplectic, naive" in md
-    assert "No successful, timed naive case to compare with" in md
+    assert "| no successful record of symplectic | 0 | cannot test |" in md
+    assert "| no successful record of symplectic, naive | 0 | cannot test |" in md
+    assert "No successful, timed naive case to divide by" in md
     assert {p.name for p in (tmp_path / "figures").iterdir()} == {
-        f"{name}.{ext}" for name in ("accuracy_vs_cost", "error_vs_tolerance") for ext in ("png", "svg")
+        f"{name}-{task}.{ext}"
+        for name in ("accuracy_vs_cost", "error_vs_tolerance")
+        for task in ("linear", "spiral")
+        for ext in ("png", "svg")
     }
 
 

@@ -116,50 +116,42 @@ def unused(axes: np.ndarray, used: int) -> None:
         ax.set_visible(False)
 
 
-def missing_note(df: pd.DataFrame, ok: pd.DataFrame, problems: Sequence[str]) -> str:
-    """Caption text naming methods with no successful record, overall and per problem."""
-    all_methods = set(df["method"])
+def missing_note(df: pd.DataFrame, ok: pd.DataFrame, regimes: Sequence[str]) -> str:
+    """Caption text naming methods with no successful record, overall and per regime."""
     notes = []
-    never = method_order(all_methods - set(ok["method"]))
+    never = method_order(set(df["method"]) - set(ok["method"]))
     if never:
         notes.append(f"No successful record, so not drawn (see the failed cases): {', '.join(never)}.")
-    for problem in problems:
-        tried = set(df.loc[df["problem"] == problem, "method"])
-        gaps = method_order(tried - set(ok.loc[ok["problem"] == problem, "method"]) - set(never))
+    for regime in regimes:
+        tried = set(df.loc[df["regime"] == regime, "method"])
+        gaps = method_order(tried - set(ok.loc[ok["regime"] == regime, "method"]) - set(never))
         if gaps:
-            notes.append(f"Missing on {problem} (failed there): {', '.join(gaps)}.")
+            notes.append(f"Missing on {regime} (failed there): {', '.join(gaps)}.")
     return " ".join(notes)
 
 
-_CONFIG_COLUMNS = ("solver", "dtype", "device", "seed")
-LINESTYLES = ("-", "--", ":", "-.")
+def regimes(df: pd.DataFrame) -> list[str]:
+    """The regimes in `df`, ordered by task, size, solver, dtype and device."""
+    keys = df[["task", "size", "solver", "dtype", "device", "regime"]].drop_duplicates("regime")
+    ordered = keys.sort_values(["task", "size", "solver", "dtype", "device"], na_position="first")
+    return list(ordered["regime"])
 
 
-def problems(df: pd.DataFrame) -> list[str]:
-    """The problems (``task[size]``) in `df`, by task then size."""
-    keys = df[["task", "size", "problem"]].drop_duplicates("problem")
-    return list(keys.sort_values(["task", "size"], na_position="first")["problem"])
+def by_task(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """`df` split by task, tasks sorted: figures are drawn one per task so they stay readable."""
+    return [(task, df[df["task"] == task]) for task in sorted(set(df["task"]))]
 
 
-def configs(ok: pd.DataFrame) -> list[str]:
-    """The settings other than the tolerances that vary within `ok` (solver, dtype, device, seed)."""
-    return [c for c in _CONFIG_COLUMNS if ok[c].nunique(dropna=False) > 1]
+def file_name(kind: str, task: str) -> str:
+    """The figure file's stem for one task, e.g. ``accuracy_vs_cost-spiral``."""
+    return f"{kind}-{''.join(c if c.isalnum() or c in '_-' else '_' for c in task)}"
 
 
-def series(ok: pd.DataFrame, varying: Sequence[str]):
-    """``(method, config label, rows)`` per line to draw: one per method and varying setting."""
-    keys = ["method", *varying]
-    for key, rows in ok.groupby(keys, sort=False, dropna=False):
-        key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{c}={v:g}" if isinstance(v, float) else f"{v}" for c, v in zip(varying, key[1:]))
-        yield key[0], label, rows
-
-
-def config_handles(labels: Sequence[str]) -> list[Line2D]:
-    """Legend entries for the line style of each solver setting (none when there is one)."""
-    if len(labels) < 2:
-        return []
-    return [
-        Line2D([], [], color="0.3", linestyle=LINESTYLES[i % len(LINESTYLES)], label=lab)
-        for i, lab in enumerate(labels)
-    ]
+def seed_medians(data: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Per method and setting of one regime: medians of `columns` over seeds (replicates), and
+    ``at_reference_resolution`` where every seed is."""
+    keys = ["method", "setting", "rtol", "step_size"]
+    grouped = data.groupby(keys, dropna=False, sort=False)
+    out = grouped[list(columns)].median()
+    out["at_reference_resolution"] = grouped["at_reference_resolution"].all()
+    return out.reset_index().sort_values(["method", "rtol", "step_size"])

@@ -1,4 +1,4 @@
-"""Accuracy against cost: gradient error against backward NFE, time and memory, per problem."""
+"""Accuracy against cost: gradient error against backward NFE, time and memory, per regime."""
 
 from __future__ import annotations
 
@@ -28,61 +28,63 @@ def pareto_mask(cost: np.ndarray, error: np.ndarray) -> np.ndarray:
 
 def accuracy_vs_cost(
     df: pd.DataFrame, ok: pd.DataFrame, styles: dict[str, MethodStyle], figures_dir: Path
-) -> Figure:
-    """One row of panels per problem, one column per cost; log-log, Pareto front shaded."""
-    rows = common.problems(ok)
-    varying = common.configs(ok)
-    labels: list[str] = []
+) -> list[Figure]:
+    """One figure per task; one row of panels per regime, one column per cost; log-log."""
+    return [_task_figure(task, df, data, styles, figures_dir) for task, data in common.by_task(ok)]
+
+
+def _task_figure(task, df, ok, styles, figures_dir) -> Figure:
+    rows = common.regimes(ok)
     dropped: dict[str, set[str]] = {}
     with figure_style():
         fig, axes = common.grid(len(rows), len(COSTS))
-        for r, problem in enumerate(rows):
-            data = ok[ok["problem"] == problem]
+        for r, regime in enumerate(rows):
+            data = ok[ok["regime"] == regime]
             for c, cost in enumerate(COSTS):
                 ax = axes[r, c]
                 keep = (data["grad_rel_error"] > 0) & (data[cost] > 0)
                 no_error = ~(data["grad_rel_error"] > 0)
                 for method, why in zip(data.loc[~keep, "method"], no_error[~keep]):
                     dropped.setdefault(method, set()).add("gradient error" if why else COSTS[cost])
-                _panel(ax, data[keep], cost, styles, varying, labels)
-                ax.set_title(f"{problem}: error vs {COSTS[cost]}", fontsize="medium")
+                _panel(ax, data[keep], cost, styles)
+                ax.set_title(f"{regime}\nerror vs {COSTS[cost]}", fontsize="small")
                 ax.set_xlabel(LABELS[cost])
                 ax.set_ylabel(LABELS["grad_rel_error"])
         front = Line2D([], [], color="black", alpha=0.18, linewidth=7, label="Pareto front")
         handles = [*common.method_handles(ok["method"], styles), common.hollow_handle(), front]
-        common.outside_legend(fig, handles + common.config_handles(labels), title="method")
-        png, svg = common.save(fig, figures_dir, "accuracy_vs_cost")
+        common.outside_legend(fig, handles, title="method")
+        png, svg = common.save(fig, figures_dir, common.file_name("accuracy_vs_cost", task))
     caption = (
-        "Relative gradient error against three costs of one gradient: backward function "
-        "evaluations, forward + backward time (median over repeats) and peak memory. Log-log. "
-        "Points of one method are joined across tolerances (rtol); hollow markers are at the "
-        "reference's resolution (the error is below 10x the reference's own error, so it only "
-        "says 'at most this'). The shaded staircase is the Pareto front: no other point has both "
-        "lower error and lower cost."
+        f"{task}: relative gradient error against three costs of one gradient: backward function "
+        "evaluations, forward + backward time (median over repeats) and peak memory. Log-log. One "
+        "row per regime (size · solver · dtype · device): nothing from another regime is drawn "
+        "in a panel. Points of one method are joined across the regime's tolerances (or steps); "
+        "seeds are drawn as their median; hollow markers are at the reference's resolution (the "
+        "error is below 10x the reference's own error, so it only says 'at most this'). The "
+        "shaded staircase is the regime's Pareto front: no other point has both lower error and "
+        "lower cost."
     )
     if dropped:
         gaps = "; ".join(f"{m} ({', '.join(sorted(dropped[m]))})" for m in method_order(dropped))
         caption += f" Points without a positive error or cost cannot be drawn on log axes: {gaps}."
-    note = common.missing_note(df, ok, rows)
-    return Figure("Accuracy vs cost", f"{caption} {note}".strip(), png, svg)
+    note = common.missing_note(df[df["task"] == task], ok, rows)
+    return Figure(f"Accuracy vs cost: {task}", f"{caption} {note}".strip(), png, svg)
 
 
-def _panel(ax, data: pd.DataFrame, cost: str, styles, varying, labels: list[str]) -> None:
+def _panel(ax, data: pd.DataFrame, cost: str, styles) -> None:
     if data.empty:
         common.empty_panel(ax, "no successful measurement")
         return
-    for method, label, rows in common.series(data, varying):
-        if label not in labels:
-            labels.append(label)
-        rows = rows.sort_values(["rtol", "atol", "step_size"])
+    medians = common.seed_medians(data, [cost, "grad_rel_error"])
+    for method in method_order(medians["method"]):
+        rows = medians[medians["method"] == method]
         style = styles[method]
-        linestyle = common.LINESTYLES[labels.index(label) % len(common.LINESTYLES)]
-        ax.plot(rows[cost], rows["grad_rel_error"], color=style.colour, linestyle=linestyle, lw=1.2, zorder=2)
+        ax.plot(rows[cost], rows["grad_rel_error"], color=style.colour, lw=1.2, zorder=2)
         common.draw_points(
             ax, rows[cost].to_numpy(), rows["grad_rel_error"].to_numpy(),
             rows["at_reference_resolution"].to_numpy(), style,
         )  # fmt: skip
-    x, y = data[cost].to_numpy(), data["grad_rel_error"].to_numpy()
+    x, y = medians[cost].to_numpy(), medians["grad_rel_error"].to_numpy()
     on_front = pareto_mask(x, y)
     order = np.argsort(x[on_front])
     ax.plot(

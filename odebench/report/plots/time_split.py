@@ -1,4 +1,8 @@
-"""Time split: forward and backward time per method, as a share of naive's time on each case."""
+"""Time split: forward and backward time per method, as a share of naive's time on the same case.
+
+One panel per regime at its tightest setting (smallest tolerance, or smallest step), where the
+methods differ most; times are divided only by naive's time on the same case in the same run.
+"""
 
 from __future__ import annotations
 
@@ -7,65 +11,65 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.patches import Patch
 
-from odebench.report.data import paired
+from odebench.report.data import same_run_ratios
 from odebench.report.document import Figure
 from odebench.report.plots import common
 from odebench.report.style import MethodStyle, figure_style, method_order
 
-BASELINE = "naive"
+
+def tightest(ok: pd.DataFrame) -> pd.DataFrame:
+    """The records of each regime at its tightest setting (smallest rtol, else smallest step)."""
+    keep = []
+    for _, rows in ok.groupby("regime", sort=False):
+        column = "rtol" if rows["rtol"].notna().any() else "step_size"
+        keep.append(rows[rows[column] == rows[column].min()])
+    return pd.concat(keep) if keep else ok.iloc[:0]
 
 
 def time_ratios(ok: pd.DataFrame) -> pd.DataFrame:
-    """Per task and method: median forward and backward time over naive's total, same case.
-
-    A case matches naive's when everything but the method agrees (task, size, solver, rtol,
-    atol, dtype, device, seed). Columns: task, method, forward, backward, cases.
-    """
-    rows = []
-    for method in method_order(ok["method"]):
-        cols = ["time_forward_s", "time_backward_s", "time_total_s"]
-        pairs = paired(ok, method, BASELINE, cols).dropna(
-            subset=[f"{c}_a" for c in cols] + ["time_total_s_b"]
-        )
-        pairs = pairs[pairs["time_total_s_b"] > 0]
-        for task, group in pairs.groupby("task"):
-            rows.append(
-                {
-                    "task": task,
-                    "method": method,
-                    "forward": (group["time_forward_s_a"] / group["time_total_s_b"]).median(),
-                    "backward": (group["time_backward_s_a"] / group["time_total_s_b"]).median(),
-                    "cases": len(group),
-                }
-            )
-    return pd.DataFrame(rows, columns=["task", "method", "forward", "backward", "cases"])
+    """Per regime (tightest setting) and method: median forward and backward time over naive's
+    total on the same case in the same run. Columns: regime, setting, method, forward,
+    backward, cases."""
+    data = tightest(ok).assign(
+        forward=lambda d: same_run_ratios(d, "time_forward_s"),
+        backward=lambda d: same_run_ratios(d, "time_backward_s"),
+    )
+    data = data.dropna(subset=["forward", "backward"])
+    out = data.groupby(["regime", "setting", "method"], sort=False).agg(
+        forward=("forward", "median"), backward=("backward", "median"), cases=("forward", "size")
+    )
+    return out.reset_index()
 
 
 def time_split(
     df: pd.DataFrame, ok: pd.DataFrame, styles: dict[str, MethodStyle], figures_dir: Path
-) -> Figure | None:
-    """One panel per task: a bar per method, forward solid and backward hatched.
-
-    None when no case has a timed naive counterpart to divide by.
-    """
+) -> list[Figure]:
+    """One figure per task with a timed naive case: a panel per regime, a bar per method."""
     ratios = time_ratios(ok)
-    if ratios.empty:
-        return None
-    tasks = sorted(set(ok["task"]))
-    n_rows, n_cols = common.wrap(len(tasks))
+    figures = []
+    for task, data in common.by_task(ok):
+        task_ratios = ratios[ratios["regime"].isin(set(data["regime"]))]
+        if not task_ratios.empty:
+            figures.append(_task_figure(task, df, task_ratios, styles, figures_dir))
+    return figures
+
+
+def _task_figure(task, df, ratios, styles, figures_dir) -> Figure:
+    panels = [r for r in common.regimes(df[df["task"] == task]) if r in set(ratios["regime"])]
+    n_rows, n_cols = common.wrap(len(panels))
     gaps = []
+    height = 0.5 + 0.45 * max(3, ratios["method"].nunique())
     with figure_style():
-        fig, axes = common.grid(n_rows, n_cols, width=4.6, height=0.5 + 0.45 * max(3, ok["method"].nunique()))
-        for ax, task in zip(axes.flat, tasks):
-            data = ratios[ratios["task"] == task].set_index("method")
-            missing = method_order(set(df.loc[df["task"] == task, "method"]) - set(data.index))
+        fig, axes = common.grid(n_rows, n_cols, width=4.6, height=height)
+        for ax, regime in zip(axes.flat, panels):
+            data = ratios[ratios["regime"] == regime].set_index("method")
+            setting = data["setting"].iloc[0]
+            tried = set(df.loc[(df["regime"] == regime) & (df["setting"] == setting), "method"])
+            missing = method_order(tried - set(data.index))
             if missing:
                 gaps.append(
-                    f"No time ratio on {task} (failed, or no matching naive case): {', '.join(missing)}."
+                    f"No ratio on {regime} {setting} (failed, or no naive case): {', '.join(missing)}."
                 )
-            if data.empty:
-                common.empty_panel(ax, f"no successful naive case\nto compare with on {task}")
-                continue
             methods = method_order(data.index)[::-1]
             for y, method in enumerate(methods):
                 fwd, bwd, n = data.loc[method, ["forward", "backward", "cases"]]
@@ -76,18 +80,19 @@ def time_split(
             ax.axvline(1.0, color="0.3", linestyle="--", linewidth=1)
             ax.set_yticks(range(len(methods)), methods)
             ax.set_xlim(0, 1.3 * max(1.0, float((data["forward"] + data["backward"]).max())))
-            ax.set_title(f"{task}: time relative to naive", fontsize="medium")
+            ax.set_title(f"{regime}\n{setting}: time relative to naive", fontsize="small")
             ax.set_xlabel("time / naive's forward + backward time [ratio]")
-        common.unused(axes, len(tasks))
+        common.unused(axes, len(panels))
         legend = [
             Patch(facecolor="0.5", edgecolor="0.5", label="forward"),
             Patch(facecolor="0.5", alpha=0.45, hatch="///", edgecolor="0.5", label="backward"),
         ]
         common.outside_legend(fig, legend, title="bar part")
-        png, svg = common.save(fig, figures_dir, "time_split")
+        png, svg = common.save(fig, figures_dir, common.file_name("time_split", task))
     caption = (
-        "Forward (solid) and backward (hatched) time of each method divided by naive's forward + "
-        "backward time on the same case (same task, size, solver, tolerances, dtype, device, "
-        "seed); medians over the matching cases (n). The dashed line is naive's total."
+        f"{task}: forward (solid) and backward (hatched) time of each method divided by naive's "
+        "forward + backward time on the same case measured in the same run; one panel per regime "
+        "at its tightest setting (named in the panel's title), median over seeds (n). The dashed "
+        "line is naive's total."
     )
-    return Figure("Time split, relative to naive", " ".join([caption, *gaps]), png, svg)
+    return Figure(f"Time split: {task}", " ".join([caption, *gaps]), png, svg)
