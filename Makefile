@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 RESULTS ?= results/quick-$(shell date -u +%Y%m%d-%H%M%S).jsonl
 REPORT ?= report/quick
 
-.PHONY: setup run test test-slow lint format
+.PHONY: setup run test lint format
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,10 +25,6 @@ run: setup
 test: setup
 	$(PY) -m pytest
 
-# Tests marked slow stay out of `make test`; CI runs them here (exit 5: none collected).
-test-slow: setup
-	$(PY) -m pytest -m slow || [ $$? -eq 5 ]
-
 lint: setup
 	$(VENV)/bin/ruff check odebench tests benchmarks
 	$(VENV)/bin/ruff format --check odebench tests benchmarks
@@ -37,14 +33,18 @@ format: setup
 	$(VENV)/bin/ruff format odebench tests benchmarks
 	$(VENV)/bin/ruff check --fix odebench tests benchmarks
 
-# Benchmarking (docs/benchmarking.md): the deterministic-metric gate CI runs, refreshing its
-# baseline after an intended change, pytest-benchmark timings, and an asv smoke run.
+# Benchmarking (docs/benchmarking.md). The CI gate is the `gate` suite compared with the committed
+# baseline results file by `odebench compare` (the same engine and policy); `make baseline`
+# re-measures that file after an intended change (commit it with the change).
 .PHONY: gate baseline perf asv-smoke
+GATE_RUN ?= $(shell mktemp -u /tmp/odebench-gate-XXXXXX).jsonl
 gate: setup
-	$(PY) -m odebench.baseline check
+	$(VENV)/bin/odebench run --suite gate --out $(GATE_RUN) --no-progress
+	$(VENV)/bin/odebench compare results/baseline.jsonl $(GATE_RUN)
 
 baseline: setup
-	$(PY) -m odebench.baseline update
+	rm -f results/baseline.jsonl
+	$(VENV)/bin/odebench run --suite gate --out results/baseline.jsonl --no-progress
 
 perf: setup
 	$(PY) -m pytest -m perf tests/perf --benchmark-only

@@ -8,13 +8,15 @@ results. ``compare`` exits 1 when anything regressed.
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from odebench.errors import OdebenchError
+from odebench.errors import InvalidInputError, OdebenchError
+from odebench.policy import Policy
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,15 +41,28 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("what", nargs="?", choices=["tasks", "methods", "solvers", "suites"])
     listing.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
 
-    run = sub.add_parser("run", help="run a suite (or a grid) and record every case")
-    run.add_argument("--suite", default="quick", help="quick (default) or full")
-    run.add_argument("--task", nargs="+", help="restrict/override the tasks axis")
-    run.add_argument("--method", nargs="+", help="restrict/override the methods axis")
-    run.add_argument("--solver", nargs="+", help="restrict/override the solvers axis")
-    run.add_argument("--rtol", nargs="+", type=_floats, help="relative tolerances")
+    run = sub.add_parser(
+        "run",
+        help="run a suite (or a grid) and record every case",
+        description=(
+            "What runs is what was asked. No axis: the suite (quick by default). Axes without "
+            "--suite: exactly their product over the defaults (methods: the five core methods; "
+            "solver: dopri5; rtol: the dtype's default, 1e-6 in float64 and 1e-4 in float32; size: "
+            "the task's default; step: the task's own step at each size; float64; cpu; seed 0). "
+            "--suite with --task/--method/--solver/--rtol/--size/--step-size: the suite's cases "
+            "with those values. --dtype, --device and --seed apply to every case. rtol applies "
+            "to adaptive solvers, --step-size to fixed-step ones. Cases that cannot run are left "
+            "out with the reason."
+        ),
+    )
+    run.add_argument("--suite", help="quick (the default without axes), full or gate")
+    run.add_argument("--task", nargs="+", help="tasks (default: every task)")
+    run.add_argument("--method", nargs="+", help="gradient methods (default: the five core methods)")
+    run.add_argument("--solver", nargs="+", help="solvers (default: dopri5)")
+    run.add_argument("--rtol", nargs="+", type=_floats, help="relative tolerances of adaptive solvers")
     run.add_argument("--atol-ratio", type=_floats, default=1e-2, help="atol = rtol * this (default 1e-2)")
     run.add_argument("--size", nargs="+", type=int, help="task sizes (the task's size knob)")
-    run.add_argument("--step-size", nargs="+", type=_floats, help="steps for fixed-step solvers")
+    run.add_argument("--step-size", nargs="+", type=_floats, help="steps of fixed-step solvers")
     run.add_argument("--dtype", nargs="+", choices=["float64", "float32"])
     run.add_argument("--device", nargs="+", help="cpu or cuda")
     run.add_argument("--seed", nargs="+", type=int)
@@ -65,11 +80,27 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write report.md, report.html and figures")
     report.add_argument("results", nargs="+")
     report.add_argument("--out", required=True, help="output directory")
+    report.add_argument("--max-memory", type=_floats, help="memory budget in MiB for the picks")
+    report.add_argument("--max-error", type=_floats, help="gradient error target for the picks")
 
-    compare = sub.add_parser("compare", help="compare two results files case by case")
+    compare = sub.add_parser(
+        "compare",
+        help="compare two results files case by case",
+        description="Exit 1 when a case regressed or a case of BASE is missing from NEW.",
+    )
     compare.add_argument("base")
     compare.add_argument("new")
-    compare.add_argument("--factor", type=_floats, default=1.1, help="noise factor for time and memory")
+    default = Policy()
+    compare.add_argument(
+        "--ratio-factor", type=_floats, help="also judge each method's time over naive's in the same run"
+    )
+    compare.add_argument(
+        "--memory-factor",
+        type=_floats,
+        default=default.memory_factor,
+        help=f"peak memory (default {default.memory_factor:g})",
+    )
+    compare.add_argument("--time-factor", type=_floats, help="also judge absolute times (not by default)")
     compare.add_argument("--out", help="also write the comparison as markdown")
     return parser
 
@@ -88,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _compare(args)
     except OdebenchError as exc:
         print(f"odebench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an unwritable or unreadable path
+        print(f"odebench: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
 
 
@@ -123,7 +157,8 @@ def _validate_axes(args) -> None:
     from odebench.harness.run import check_device
     from odebench.methods.base import check_tolerances
 
-    suites.get(args.suite)
+    if args.suite is not None:
+        suites.get(args.suite)
     for name in args.task or ():
         tasks.get(name)
     for name in args.method or ():
@@ -132,27 +167,23 @@ def _validate_axes(args) -> None:
         solvers.get(name)
     for device in args.device or ():
         check_device(device)
+    if not (math.isfinite(args.atol_ratio) and args.atol_ratio > 0):
+        raise InvalidInputError(f"--atol-ratio must be a positive finite number, got {args.atol_ratio:g}")
     for dtype in args.dtype or ("float64",):
         for rtol in args.rtol or ():
             check_tolerances(rtol, rtol * args.atol_ratio, _torch_dtype(dtype))
     for value, name in ((args.size, "--size"), (args.step_size, "--step-size")):
-        if value and any(v <= 0 for v in value):
-            raise _input_error(f"{name} must be positive, got {value}")
+        if value and any(not (v > 0 and math.isfinite(v)) for v in value):
+            raise InvalidInputError(f"{name} must be positive, got {' '.join(f'{v:g}' for v in value)}")
     for value, name in (
         (args.repeats, "--repeats"),
         (args.threads, "--threads"),
         (args.max_steps, "--max-steps"),
     ):
         if value is not None and value < 1:
-            raise _input_error(f"{name} must be at least 1, got {value}")
-    if args.timeout <= 0:
-        raise _input_error(f"--timeout must be positive, got {args.timeout}")
-
-
-def _input_error(message: str) -> OdebenchError:
-    from odebench.errors import InvalidInputError
-
-    return InvalidInputError(message)
+            raise InvalidInputError(f"{name} must be at least 1, got {value}")
+    if not args.timeout > 0:
+        raise InvalidInputError(f"--timeout must be positive, got {args.timeout:g}")
 
 
 def _torch_dtype(name: str):
@@ -161,43 +192,59 @@ def _torch_dtype(name: str):
     return getattr(torch, name)
 
 
-def _run(args, command: str) -> int:
+def _plan(args):
     from odebench import suites
-    from odebench.environment import collect_metadata
-    from odebench.harness.sweep import run_sweep
-    from odebench.plugins import load_plugins
-    from odebench.summary import summary_table
 
-    load_plugins(args.plugin)
-    _validate_axes(args)
-    overrides = {
+    selection = {
         "tasks": args.task,
         "methods": args.method,
         "solvers": args.solver,
         "rtols": args.rtol,
         "sizes": args.size,
         "step_sizes": args.step_size,
-        "dtypes": args.dtype,
-        "devices": args.device,
-        "seeds": args.seed,
     }
-    cases = suites.get(args.suite).cases(
-        overrides, repeats=args.repeats, atol_ratio=args.atol_ratio, max_steps=args.max_steps
-    )
-    if not cases:
-        raise _input_error("no case matches: every (method, solver) pair asked for is unsupported")
+    setting_axes = {"dtypes": args.dtype, "devices": args.device, "seeds": args.seed}
+    settings = suites.Settings(repeats=args.repeats, atol_ratio=args.atol_ratio, max_steps=args.max_steps)
+    expansion = suites.plan(args.suite, selection, setting_axes, settings)
+    if not expansion.cases:
+        reasons = "; ".join(f"{n} x {why}" for why, n in expansion.reasons().items()) or "no case asked for"
+        raise InvalidInputError(f"no case can run: {reasons}")
+    return expansion
+
+
+def _describe_plan(expansion) -> str:
+    """``N cases`` and, when some were left out, how many and why (one line per reason)."""
+    lines = [f"{len(expansion.cases)} cases"]
+    for reason, n in expansion.reasons().items():
+        lines.append(f"  left out {n}: {reason}")
+    return "\n".join(lines)
+
+
+def _run(args, command: str) -> int:
+    from odebench.environment import collect_metadata
+    from odebench.harness.sweep import run_sweep
+    from odebench.plugins import load_plugins
+    from odebench.report.summary import summary_table
+
+    load_plugins(args.plugin)
+    _validate_axes(args)
+    expansion = _plan(args)
     if args.dry_run:
-        for case in cases:
+        for case in expansion.cases:
             print(case.label())
-        print(f"{len(cases)} cases")
+        for case, reason in expansion.left_out:
+            print(f"left out {case.label()}: {reason}")
+        print(_describe_plan(expansion))
         return 0
+    suite = args.suite or ("grid" if any(_selection_given(args)) else "quick")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    out = Path(args.out or f"results/{args.suite}-{stamp}.jsonl")
+    out = Path(args.out or f"results/{suite}-{stamp}.jsonl")
+    print(f"odebench run: {_describe_plan(expansion)} -> {out}", flush=True)
     devices = args.device or ("cpu",)
     metadata = collect_metadata(device=devices[0], command=command)
-    metadata.update(suite=args.suite, threads=args.threads, timeout_s=args.timeout)
+    metadata.update(suite=suite, threads=args.threads, timeout_s=args.timeout)
     result = run_sweep(
-        cases,
+        expansion.cases,
         out,
         metadata=metadata,
         resume=args.resume,
@@ -219,25 +266,42 @@ def _run(args, command: str) -> int:
     return 0
 
 
+def _selection_given(args):
+    return (args.task, args.method, args.solver, args.rtol, args.size, args.step_size)
+
+
 def _report(args, command: str) -> int:
     from odebench.report import write_report
     from odebench.results import load
 
     frame = load(args.results)
-    html = write_report(frame, Path(args.out), command=command, sources=list(args.results))
+    if frame.empty:
+        raise InvalidInputError(f"no records in {', '.join(args.results)}; nothing to report")
+    html = write_report(
+        frame,
+        Path(args.out),
+        command=command,
+        sources=list(args.results),
+        max_memory_mib=args.max_memory,
+        max_error=args.max_error,
+    )
     print(f"report: {html} (and report.md, figures/ beside it)")
     return 0
 
 
 def _compare(args) -> int:
-    from odebench.report import compare
+    from odebench.report import compare, render_comparison
     from odebench.results import load
 
-    comparison = compare(load(args.base), load(args.new), factor=args.factor)
-    print(comparison.markdown)
+    policy = Policy(
+        ratio_factor=args.ratio_factor, memory_factor=args.memory_factor, time_factor=args.time_factor
+    )
+    comparison = compare(load(args.base), load(args.new), policy)
+    markdown = render_comparison(comparison)
+    print(markdown)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(comparison.markdown)
+        Path(args.out).write_text(markdown)
     return 1 if comparison.regressed else 0
 
 
