@@ -1,27 +1,48 @@
 """odebench: which gradient method to trust for a Neural ODE, and what it costs.
 
-Public API: the registries (`methods`, `solvers`, `tasks`), one measurement (`Case` ->
+Public API: the registries (`methods`, `solvers`, `tasks`, `suites`), one measurement (`Case` ->
 `run_case` -> `Record`), the results store (`load`) and the counting wrapper (`CountedField`).
+Everything is imported on first use, so ``import odebench`` (and the command line's parsing of
+its arguments) does not import torch.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from odebench import methods, solvers, tasks
-from odebench.errors import OdebenchError
-from odebench.harness import run_case
-from odebench.measure.nfe import CountedField
-from odebench.record import Case, Record
-from odebench.results import load
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-__all__ = [
-    "Case",
-    "CountedField",
-    "OdebenchError",
-    "Record",
-    "__version__",
-    "load",
-    "methods",
-    "run_case",
-    "solvers",
-    "tasks",
-]
+try:
+    __version__ = version("odebench")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
+#: Public name -> (module, attribute or None for the module itself).
+_EXPORTS = {
+    "Case": ("odebench.record", "Case"),
+    "Record": ("odebench.record", "Record"),
+    "CountedField": ("odebench.measure.nfe", "CountedField"),
+    "OdebenchError": ("odebench.errors", "OdebenchError"),
+    "run_case": ("odebench.harness.run", "run_case"),
+    "load": ("odebench.results", "load"),
+    "methods": ("odebench.methods", None),
+    "solvers": ("odebench.solvers", None),
+    "tasks": ("odebench.tasks", None),
+    "suites": ("odebench.suites", None),
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'odebench' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = importlib.import_module(module)
+    value = value if attribute is None else getattr(value, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

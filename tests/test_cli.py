@@ -11,6 +11,20 @@ from odebench import methods
 from odebench.cli import main
 
 
+@pytest.fixture
+def synthetic_results(tmp_path):
+    """A results file of two real records (no solving: written by hand)."""
+    from odebench.record import Case, Record
+    from odebench.results import ResultsWriter
+
+    path = tmp_path / "synthetic.jsonl"
+    with ResultsWriter(path, metadata={"run_id": "r"}) as writer:
+        for method in ("naive", "aca"):
+            case = Case(task="linear", method=method, size=2, rtol=1e-4, atol=1e-6)
+            writer.write(Record(case, case.case_id, "ok", grad_rel_error=1e-4, time_forward_s=0.1))
+    return path
+
+
 def run_cli(capsys, *argv):
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -23,19 +37,63 @@ def run_cli(capsys, *argv):
         (["run", "--method", "adjiont"], "valid: naive, adjoint, seminorm, aca, symplectic"),
         (["run", "--task", "nope"], "unknown task 'nope'; valid: linear"),
         (["run", "--solver", "rk45"], "unknown solver 'rk45'; valid: euler"),
-        (["run", "--suite", "huge"], "unknown suite 'huge'; valid: quick, full"),
+        (["run", "--suite", "huge"], "unknown suite 'huge'; valid: quick, full, gate"),
         (["run", "--rtol", "1e-20"], "below the machine epsilon"),
         (["run", "--rtol", "0"], "rtol must be a positive finite number"),
         (["run", "--rtol", "1e-9", "--dtype", "float32"], "machine epsilon of torch.float32"),
         (["run", "--size", "0"], "--size must be positive"),
-        (["run", "--plugin", "missing.py"], "is not a Python file"),
-        (["run", "--method", "seminorm", "--solver", "rk4"], "no case matches"),
+        (["run", "--plugin", "missing.py"], "plugin 'missing.py': no such file"),
+        (["run", "--plugin", "README.md"], "plugin 'README.md' is not a Python file"),
+        (
+            ["run", "--method", "seminorm", "--solver", "rk4"],
+            "no case can run: 13 x seminorm does not support",
+        ),
+        (["run", "--atol-ratio", "0"], "--atol-ratio must be a positive finite number, got 0"),
+        (["run", "--suite", "quick", "--task", "lorenz63"], "suite 'quick' has no case with task lorenz63"),
+        (["report", "missing.jsonl", "--out", "x"], "no results file at missing.jsonl"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, argv, fragment):
     code, _out, err = run_cli(capsys, *argv)
     assert code == 2
     assert err.count("\n") == 1 and fragment in err, err
+
+
+@pytest.mark.parametrize(
+    "source, fragment",
+    [
+        ("def broken(:\n", "line 1: SyntaxError: invalid syntax"),
+        ("raise RuntimeError('no GPU here')\n", "failed to load: RuntimeError: no GPU here"),
+        (
+            "from odebench import methods\nmethods.register('naive', methods.get('aca'))\n",
+            "failed to load: method 'naive' is already registered; choose another name",
+        ),
+    ],
+)
+def test_a_plugin_that_cannot_load_exits_2_with_one_line(capsys, tmp_path, source, fragment):
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(source)
+    code, _out, err = run_cli(capsys, "run", "--plugin", str(plugin), "--dry-run")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"plugin {str(plugin)!r}" in err and fragment in err, err
+
+
+def test_report_of_an_empty_or_garbage_file_exits_2(capsys, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, _, err = run_cli(capsys, "report", str(empty), "--out", str(tmp_path / "r"))
+    assert code == 2 and err == f"odebench: error: no records in {empty}; nothing to report\n"
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_text("not json\nstill not json\n")
+    code, _, err = run_cli(capsys, "report", str(garbage), "--out", str(tmp_path / "r"))
+    assert code == 2 and err.count("\n") == 1 and f"{garbage}:1: corrupt results line" in err
+
+
+def test_report_to_an_unwritable_folder_exits_2(capsys, tmp_path, synthetic_results):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run_cli(capsys, "report", str(synthetic_results), "--out", str(blocker / "report"))
+    assert code == 2 and err.count("\n") == 1 and str(blocker) in err, err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
@@ -60,19 +118,28 @@ def test_list_shows_every_registry(capsys):
         assert f"{name}" in out and reason in out
 
 
-def test_dry_run_lists_cases(capsys):
+def test_dry_run_lists_cases_and_what_was_left_out(capsys):
     code, out, _ = run_cli(capsys, "run", "--suite", "quick", "--dry-run")
-    assert code == 0 and out.strip().endswith("42 cases")
-    assert "spiral[5]/aca/rk4/h=" in out and "spiral/seminorm/dopri5/tol=0.0001" in out
-    assert "seminorm/rk4" not in out
+    assert code == 0
+    assert out.strip().endswith(
+        "42 cases\n  left out 3: seminorm does not support solver rk4 "
+        "(it supports: adaptive_heun, fehlberg2, bosh3, dopri5, dopri8)"
+    )
+    assert "spiral[5]/aca/rk4/h=0.01/float64/cpu" in out and "spiral[2]/seminorm/dopri5/tol=0.0001" in out
+    assert "left out spiral[1]/seminorm/rk4/h=0.01/float64/cpu" in out
 
 
-def test_task_override_does_not_borrow_another_tasks_sizes(capsys):
-    """The quick suite's horizons (1, 2, 5) belong to spiral; mlp's knob is its width."""
-    code, out, _ = run_cli(capsys, "run", "--suite", "quick", "--task", "mlp", "--dry-run")
-    assert code == 0 and "mlp[" not in out and "mlp/aca/rk4/h=" in out
-    code, out, _ = run_cli(capsys, "run", "--suite", "quick", "--task", "mlp", "--size", "16", "--dry-run")
-    assert "mlp[16]/aca/dopri5" in out
+def test_the_full_suite_has_unique_labels_and_each_size_its_own_step(capsys):
+    code, out, _ = run_cli(capsys, "run", "--suite", "full", "--dry-run")
+    lines = [line for line in out.splitlines() if "/" in line and not line.startswith("left out")]
+    assert code == 0 and len(lines) == len(set(lines)) == int(out.split(" cases")[0].split("\n")[-1])
+    vdp = sorted(line for line in lines if line.startswith("van_der_pol_stiff[") and "/naive/rk4/" in line)
+    assert vdp == [
+        "van_der_pol_stiff[1000]/naive/rk4/h=0.0001/float64/cpu",
+        "van_der_pol_stiff[100]/naive/rk4/h=0.001/float64/cpu",
+        "van_der_pol_stiff[10]/naive/rk4/h=0.01/float64/cpu",
+        "van_der_pol_stiff[1]/naive/rk4/h=0.1/float64/cpu",
+    ]
 
 
 def test_run_report_compare(capsys, tmp_path, monkeypatch):
@@ -107,3 +174,8 @@ def test_run_report_compare(capsys, tmp_path, monkeypatch):
 
     code, out, _ = run_cli(capsys, "compare", str(results), str(results), "--out", str(tmp_path / "c.md"))
     assert code == 0 and (tmp_path / "c.md").read_text().strip() == out.strip()
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, _, err = run_cli(capsys, "compare", str(results), str(empty))
+    assert code == 2 and err == "odebench: error: the new results hold no records; nothing to compare\n"
