@@ -49,17 +49,11 @@ class Lorenz63(Task):
     default_size = 1
     sizes = (1, 2, 5, 10)
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         y0 = torch.tensor(ATTRACTOR_POINT, dtype=torch.float64) + normal(generator, (4, 3))
         t = torch.tensor([0.0, float(size)], dtype=torch.float64)
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        params = [cast(torch.tensor(v, dtype=torch.float64)) for v in (10.0, 28.0, 8.0 / 3.0)]
-        return Problem(
-            func=Lorenz63Field(*params), y0=cast(y0), t=cast(t), loss=FinalStateEnergy(25.0), step_size=0.005
-        )
+        params = [torch.tensor(v, dtype=torch.float64) for v in (10.0, 28.0, 8.0 / 3.0)]
+        return Problem(func=Lorenz63Field(*params), y0=y0, t=t, loss=FinalStateEnergy(25.0), step_size=0.005)
 
     def reference_tolerance(self, size: int) -> float:
         """1e-12 up to T = 2; 1e-14 beyond, where chaos amplifies the solver's error.

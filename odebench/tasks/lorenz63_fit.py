@@ -90,7 +90,7 @@ class Lorenz63Fit(Task):
     default_size = 1
     sizes = (1, 2, 4, 8)
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         func = MLP(3, WIDTH, depth=2, generator=generator)
         samples = attractor_samples()
         normalised = (samples - torch.tensor(CENTRE)) / torch.tensor(SCALE, dtype=torch.float64)
@@ -101,12 +101,7 @@ class Lorenz63Fit(Task):
         n = round(size / DT_OUT)
         t = torch.linspace(0.0, float(size), n + 1, dtype=torch.float64)
         target = _target(size, tuple(y0.flatten().tolist())).clone()
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        func = func.to(dtype=dtype, device=device)
-        return Problem(func=func, y0=cast(y0), t=cast(t), loss=TrajectoryMSE(cast(target)), step_size=0.002)
+        return Problem(func=func, y0=y0, t=t, loss=TrajectoryMSE(target), step_size=0.002)
 
     def reference_tolerance(self, size: int) -> float:
         """1e-12 up to T = 2; 1e-14 beyond, where chaos amplifies the solver's error.

@@ -53,21 +53,16 @@ class LotkaVolterra(Task):
     default_size = 5
     sizes = (5, 10, 20, 50)
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         y0 = uniform(generator, (4, 2), 0.5, 2.0)
         factors = uniform(generator, (4,), 0.9, 1.1)
         t = torch.linspace(0.0, float(size), 2 * size + 1, dtype=torch.float64)
         target = _target(size, tuple(y0.flatten().tolist())).clone()
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
         values = [
-            cast(torch.tensor(v * f.item(), dtype=torch.float64))
-            for v, f in zip(TRUE_PARAMETERS.values(), factors)
+            torch.tensor(v * f.item(), dtype=torch.float64) for v, f in zip(TRUE_PARAMETERS.values(), factors)
         ]
         func = LotkaVolterraField(*values)
-        return Problem(func=func, y0=cast(y0), t=cast(t), loss=TrajectoryMSE(cast(target)), step_size=0.02)
+        return Problem(func=func, y0=y0, t=t, loss=TrajectoryMSE(target), step_size=0.02)
 
 
 @functools.lru_cache(maxsize=32)

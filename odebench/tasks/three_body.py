@@ -74,7 +74,7 @@ class ThreeBody(Task):
     default_size = 2
     sizes = (1, 2, 5, 10)
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         y0 = torch.tensor(FIGURE_EIGHT, dtype=torch.float64).flatten() + NOISE * normal(
             generator, (BATCH, 12)
         )
@@ -82,12 +82,7 @@ class ThreeBody(Task):
         n = round(size / DT_OUT)
         t = torch.linspace(0.0, float(size), n + 1, dtype=torch.float64)
         target = _target(size, tuple(y0.flatten().tolist())).clone()
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        func = ThreeBodyField(cast(masses))
-        return Problem(func=func, y0=cast(y0), t=cast(t), loss=TrajectoryMSE(cast(target)), step_size=0.005)
+        return Problem(func=ThreeBodyField(masses), y0=y0, t=t, loss=TrajectoryMSE(target), step_size=0.005)
 
     def reference_tolerance(self, size: int) -> float:
         """1e-12 up to T = 2; 1e-14 beyond, where close encounters amplify the solver's error.

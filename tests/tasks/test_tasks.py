@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 
 import pytest
 import torch
+from torch import nn
 
 from odebench import methods, tasks
 from odebench.errors import InvalidInputError, UnknownNameError
+from odebench.references import flatten
 from odebench.tasks.base import Problem, Task
+from tests.gradients import relative
 
 NAMES = tasks.names()
 
@@ -19,8 +24,12 @@ def smallest(task: Task) -> int:
 
 
 def tensors(problem: Problem) -> dict[str, torch.Tensor]:
+    """Every tensor `Task.build` casts: y0, t, the field's parameters and buffers, the loss's buffers."""
     named = {"y0": problem.y0, "t": problem.t}
     named.update({f"param.{n}": p.detach() for n, p in problem.func.named_parameters()})
+    named.update({f"buffer.{n}": b for n, b in problem.func.named_buffers()})
+    if isinstance(problem.loss, nn.Module):
+        named.update({f"loss.{n}": b for n, b in problem.loss.named_buffers()})
     return named
 
 
@@ -84,10 +93,10 @@ def test_shapes_and_dtypes(name, dtype):
     assert problem.step_size > 0 and problem.step_size < float(problem.t[-1] - problem.t[0])
     f = problem.func(problem.t[0], problem.y0)
     assert f.shape == problem.y0.shape and f.dtype == dtype
-    if dtype == torch.float32:  # the float32 problem is the rounding of the float64 one
-        wide = task.build(smallest(task))
-        for key, x in tensors(problem).items():
-            assert torch.equal(x, tensors(wide)[key].to(dtype)), key
+    wide = tensors(task.build(smallest(task)))
+    for key, x in tensors(problem).items():  # the float32 problem is the rounding of the float64 one
+        assert x.dtype == (dtype if wide[key].is_floating_point() else wide[key].dtype), key
+        assert torch.equal(x, wide[key].to(x.dtype)), key
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -126,6 +135,21 @@ def test_exact_gradient_contract(name):
     for n, p in problem.func.named_parameters():
         assert grad_params[n].dtype == torch.float64 and grad_params[n].shape == p.shape
     assert 0 < problem.exact_gradient_error < 1e-10
+    # It answers for the float32 problem: the float64 computation from its rounded values,
+    # bitwise, not the float64 problem's gradient (which differs by about float32's rounding).
+    wide = task.build(smallest(task))
+    rounded = dataclasses.replace(
+        wide,
+        func=copy.deepcopy(problem.func).double(),
+        y0=problem.y0.double(),
+        t=problem.t.double(),
+        loss=copy.deepcopy(problem.loss).double(),
+    )
+    expected_y0, expected_params = task._exact_gradient(rounded)
+    assert torch.equal(grad_y0, expected_y0)
+    assert all(torch.equal(grad_params[n], expected_params[n]) for n in grad_params)
+    unrounded = flatten(*wide.exact_gradient())
+    assert 0 < relative(flatten(grad_y0, grad_params), unrounded) < 1e-5
 
 
 def test_bad_sizes_are_refused():
@@ -179,14 +203,14 @@ def test_a_plug_in_task_registers_by_decorator():
         default_size = 3
         sizes = (3,)
 
-        def _build(self, size, generator, dtype, device):
+        def _build(self, size, generator):
             from odebench.tasks.base import WeightedSum, normal
             from odebench.tasks.linear import LinearField
 
-            func = LinearField(-torch.eye(size, dtype=dtype, device=device))
-            y0 = normal(generator, (size,)).to(dtype=dtype, device=device)
-            t = torch.tensor([0.0, 1.0], dtype=dtype, device=device)
-            loss = WeightedSum(torch.ones(2, size, dtype=dtype, device=device))
+            func = LinearField(-torch.eye(size, dtype=torch.float64))
+            y0 = normal(generator, (size,))
+            t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+            loss = WeightedSum(torch.ones(2, size, dtype=torch.float64))
             return Problem(func=func, y0=y0, t=t, loss=loss, step_size=0.1)
 
     try:
