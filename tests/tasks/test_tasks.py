@@ -152,6 +152,15 @@ def test_exact_gradient_contract(name):
     assert 0 < relative(flatten(grad_y0, grad_params), unrounded) < 1e-5
 
 
+def test_reference_tolerance_is_tighter_beyond_t_2_where_sensitivity_grows():
+    """1e-14 above `tight_reference_above` (T = 2 for the chaotic tasks), 1e-12 everywhere else."""
+    tight = {"lorenz63", "three_body", "lorenz63_fit"}
+    for name in NAMES:
+        task = tasks.get(name)
+        expected = [1e-14 if name in tight and size > 2 else 1e-12 for size in task.sizes]
+        assert [task.reference_tolerance(size) for size in task.sizes] == expected, name
+
+
 def test_bad_sizes_are_refused():
     for size in (0, -1, 2.5, True):
         with pytest.raises(InvalidInputError, match="size"):
