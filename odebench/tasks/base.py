@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -133,6 +134,26 @@ def uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high
 def normal(generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
     """Float64 CPU standard normal draws from `generator`."""
     return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def rk4(
+    field: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float, steps: int, every: int
+) -> np.ndarray:
+    """Classical RK4 for a task's data: `steps` steps of `h` from `x`, the states after every `every`.
+
+    In NumPy: a small state solved over thousands of steps is dominated by per-operation
+    overhead, which NumPy keeps far below torch's.
+    """
+    out = []
+    for n in range(1, steps + 1):
+        k1 = field(x)
+        k2 = field(x + 0.5 * h * k1)
+        k3 = field(x + 0.5 * h * k2)
+        k4 = field(x + h * k3)
+        x = x + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+        if n % every == 0:
+            out.append(x)
+    return np.stack(out)
 
 
 class WeightedSum(nn.Module):

@@ -9,7 +9,7 @@ import torch
 
 from odebench.models.mlp import MLP
 from odebench.models.readout import fit_readout
-from odebench.tasks.base import Problem, Task, TrajectoryMSE, normal
+from odebench.tasks.base import Problem, Task, TrajectoryMSE, normal, rk4
 from odebench.tasks.lorenz63 import ATTRACTOR_POINT
 
 #: Classic parameters (sigma, rho, beta) of the data.
@@ -29,25 +29,11 @@ def lorenz(x: np.ndarray) -> np.ndarray:
     return np.stack([SIGMA * (b - a), a * (RHO - c) - b, a * b - BETA * c], -1)
 
 
-def _rk4(x: np.ndarray, h: float, steps: int, every: int) -> np.ndarray:
-    """Classical RK4 with `steps` steps of `h`; the states after every `every` steps."""
-    out = []
-    for n in range(1, steps + 1):
-        k1 = lorenz(x)
-        k2 = lorenz(x + 0.5 * h * k1)
-        k3 = lorenz(x + 0.5 * h * k2)
-        k4 = lorenz(x + h * k3)
-        x = x + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
-        if n % every == 0:
-            out.append(x)
-    return np.stack(out)
-
-
 @functools.lru_cache(maxsize=1)
 def attractor_samples() -> torch.Tensor:
     """``FIT_SAMPLES`` points on the attractor (every 0.02 after a transient), float64."""
     x = np.asarray(ATTRACTOR_POINT, dtype=np.float64)
-    path = _rk4(x, 0.01, 2 * (FIT_SAMPLES + 100), 2)[100:]
+    path = rk4(lorenz, x, 0.01, 2 * (FIT_SAMPLES + 100), 2)[100:]
     return torch.from_numpy(path)
 
 
@@ -56,7 +42,7 @@ def _target(horizon: int, y0: tuple[float, ...]) -> torch.Tensor:
     """Normalised Lorenz-63 trajectories at ``t[1:]``: float64 RK4 with 20 steps per output."""
     x0 = np.asarray(y0, dtype=np.float64).reshape(-1, 3) * SCALE + CENTRE
     steps = round(horizon / DT_OUT) * 20
-    path = _rk4(x0, DT_OUT / 20, steps, 20)
+    path = rk4(lorenz, x0, DT_OUT / 20, steps, 20)
     return torch.from_numpy((path - np.asarray(CENTRE)) / np.asarray(SCALE))
 
 

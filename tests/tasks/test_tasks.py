@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -13,7 +14,7 @@ from torch import nn
 from odebench import methods, tasks
 from odebench.errors import InvalidInputError, UnknownNameError
 from odebench.references import flatten
-from odebench.tasks.base import Problem, Task
+from odebench.tasks.base import Problem, Task, rk4
 from tests.gradients import relative
 
 NAMES = tasks.names()
@@ -159,6 +160,16 @@ def test_reference_tolerance_is_tighter_beyond_t_2_where_sensitivity_grows():
         task = tasks.get(name)
         expected = [1e-14 if name in tight and size > 2 else 1e-12 for size in task.sizes]
         assert [task.reference_tolerance(size) for size in task.sizes] == expected, name
+
+
+def test_numpy_rk4_has_the_classical_amplification_factor():
+    """On ``y' = -2 y`` each step multiplies by ``1 + z + z^2/2 + z^3/6 + z^4/24``, ``z = -2 h``;
+    the states after every 5th of 10 steps are returned."""
+    z = -2 * 0.1
+    factor = 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24
+    path = rk4(lambda x: -2 * x, np.array([1.0, -3.0]), 0.1, 10, 5)
+    expected = np.array([[factor**5, -3 * factor**5], [factor**10, -3 * factor**10]])
+    np.testing.assert_allclose(path, expected, rtol=1e-14, atol=0)
 
 
 def test_bad_sizes_are_refused():
