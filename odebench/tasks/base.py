@@ -8,7 +8,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from torch import nn
 from odebench.errors import InvalidInputError
 
 Gradient = tuple[torch.Tensor, dict[str, torch.Tensor]]
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
 ExactGradient = Callable[[], Gradient]
 
 
@@ -134,6 +135,17 @@ def uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, high
 def normal(generator: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
     """Float64 CPU standard normal draws from `generator`."""
     return torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def stack_last(parts: list[Array]) -> Array:
+    """Stack NumPy arrays or torch tensors along a new last axis.
+
+    A field written with it serves both as a task's learnable torch model and on the NumPy
+    state of its data solve (`rk4`): one definition of the dynamics, not two.
+    """
+    if isinstance(parts[0], torch.Tensor):
+        return torch.stack(parts, dim=-1)
+    return np.stack(parts, axis=-1)
 
 
 def rk4(

@@ -5,14 +5,31 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from odebench.tasks.base import FinalStateEnergy, Problem, Task, normal
+from odebench.tasks.base import Array, FinalStateEnergy, Problem, Task, normal, stack_last
 
+#: The classic parameters (sigma, rho, beta).
+SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
 #: A point on the attractor (from (1, 1, 1) after t = 30 with the classic parameters).
 ATTRACTOR_POINT = (7.187, -1.483, 34.387)
 
 
+def lorenz63(
+    state: Array,
+    sigma: float | torch.Tensor = SIGMA,
+    rho: float | torch.Tensor = RHO,
+    beta: float | torch.Tensor = BETA,
+) -> Array:
+    """The Lorenz-63 field ``(sigma (y - x), x (rho - z) - y, x y - beta z)`` on the last axis.
+
+    `state` is a torch tensor (`Lorenz63Field`, learnable parameters) or a NumPy array (the data
+    of `lorenz63_fit`, classic parameters).
+    """
+    x, y, z = state[..., 0], state[..., 1], state[..., 2]
+    return stack_last([sigma * (y - x), x * (rho - z) - y, x * y - beta * z])
+
+
 class Lorenz63Field(nn.Module):
-    """``(sigma (y - x), x (rho - z) - y, x y - beta z)``; three scalar parameters."""
+    """`lorenz63` with learnable (sigma, rho, beta): three scalar parameters."""
 
     def __init__(self, sigma: torch.Tensor, rho: torch.Tensor, beta: torch.Tensor) -> None:
         super().__init__()
@@ -21,8 +38,7 @@ class Lorenz63Field(nn.Module):
         self.beta = nn.Parameter(beta)
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        x, v, z = y[..., 0], y[..., 1], y[..., 2]
-        return torch.stack([self.sigma * (v - x), x * (self.rho - z) - v, x * v - self.beta * z], dim=-1)
+        return lorenz63(y, self.sigma, self.rho, self.beta)
 
 
 class Lorenz63(Task):
@@ -56,5 +72,5 @@ class Lorenz63(Task):
     def _build(self, size, generator):
         y0 = torch.tensor(ATTRACTOR_POINT, dtype=torch.float64) + normal(generator, (4, 3))
         t = torch.tensor([0.0, float(size)], dtype=torch.float64)
-        params = [torch.tensor(v, dtype=torch.float64) for v in (10.0, 28.0, 8.0 / 3.0)]
+        params = [torch.tensor(v, dtype=torch.float64) for v in (SIGMA, RHO, BETA)]
         return Problem(func=Lorenz63Field(*params), y0=y0, t=t, loss=FinalStateEnergy(25.0), step_size=0.005)

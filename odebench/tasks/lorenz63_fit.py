@@ -10,10 +10,8 @@ import torch
 from odebench.models.mlp import MLP
 from odebench.models.readout import fit_readout
 from odebench.tasks.base import Problem, Task, TrajectoryMSE, normal, rk4
-from odebench.tasks.lorenz63 import ATTRACTOR_POINT
+from odebench.tasks.lorenz63 import ATTRACTOR_POINT, lorenz63
 
-#: Classic parameters (sigma, rho, beta) of the data.
-SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
 #: Coordinates are normalised as ``u = (x - CENTRE) / SCALE`` (the attractor's mean and spread).
 CENTRE = (0.0, 0.0, 23.5)
 SCALE = (8.0, 9.0, 8.5)
@@ -23,17 +21,11 @@ BATCH, WIDTH, DT_OUT = 4, 64, 0.05
 FIT_SAMPLES, FIT_RIDGE = 2000, 1e-6
 
 
-def lorenz(x: np.ndarray) -> np.ndarray:
-    """The Lorenz-63 field on rows of `x` (original coordinates)."""
-    a, b, c = x[..., 0], x[..., 1], x[..., 2]
-    return np.stack([SIGMA * (b - a), a * (RHO - c) - b, a * b - BETA * c], -1)
-
-
 @functools.lru_cache(maxsize=1)
 def attractor_samples() -> torch.Tensor:
     """``FIT_SAMPLES`` points on the attractor (every 0.02 after a transient), float64."""
     x = np.asarray(ATTRACTOR_POINT, dtype=np.float64)
-    path = rk4(lorenz, x, 0.01, 2 * (FIT_SAMPLES + 100), 2)[100:]
+    path = rk4(lorenz63, x, 0.01, 2 * (FIT_SAMPLES + 100), 2)[100:]
     return torch.from_numpy(path)
 
 
@@ -42,7 +34,7 @@ def _target(horizon: int, y0: tuple[float, ...]) -> torch.Tensor:
     """Normalised Lorenz-63 trajectories at ``t[1:]``: float64 RK4 with 20 steps per output."""
     x0 = np.asarray(y0, dtype=np.float64).reshape(-1, 3) * SCALE + CENTRE
     steps = round(horizon / DT_OUT) * 20
-    path = rk4(lorenz, x0, DT_OUT / 20, steps, 20)
+    path = rk4(lorenz63, x0, DT_OUT / 20, steps, 20)
     return torch.from_numpy((path - np.asarray(CENTRE)) / np.asarray(SCALE))
 
 
@@ -84,7 +76,7 @@ class Lorenz63Fit(Task):
         func = MLP(3, WIDTH, depth=2, generator=generator)
         samples = attractor_samples()
         normalised = (samples - torch.tensor(CENTRE)) / torch.tensor(SCALE, dtype=torch.float64)
-        velocity = torch.from_numpy(lorenz(samples.numpy())) / torch.tensor(SCALE, dtype=torch.float64)
+        velocity = lorenz63(samples) / torch.tensor(SCALE, dtype=torch.float64)
         fit_readout(func.layers, normalised, velocity, FIT_RIDGE)
         pick = torch.randperm(len(samples), generator=generator)[:BATCH]
         y0 = normalised[pick] + 0.01 * normal(generator, (BATCH, 3))

@@ -187,6 +187,16 @@ def test_linear_matches_its_exact_gradient():
     assert (got - exact).norm() / exact.norm() < 1e-8
 
 
+def test_one_lorenz63_field_for_torch_and_numpy():
+    """The learnable field and lorenz63_fit's NumPy data use one definition: equal bitwise."""
+    from odebench.tasks.lorenz63 import lorenz63
+
+    problem = tasks.get("lorenz63").build()
+    field = problem.func(problem.t[0], problem.y0)
+    assert np.array_equal(field.detach().numpy(), lorenz63(problem.y0.numpy()))
+    assert lorenz63(np.array([1.0, 2.0, 3.0])).tolist() == [10.0, 23.0, 2.0 - 8.0]
+
+
 def test_mlp_model_width_and_time_input():
     from odebench.models import MLP
 
