@@ -8,13 +8,29 @@ import numpy as np
 import torch
 from torch import nn
 
-from odebench.tasks.base import Problem, Task, TrajectoryMSE, rk4, uniform
+from odebench.tasks.base import Array, Problem, Task, TrajectoryMSE, rk4, stack_last, uniform
 
 TRUE_PARAMETERS = {"alpha": 1.5, "beta": 1.0, "gamma": 3.0, "delta": 1.0}
 
 
+def lotka_volterra(
+    state: Array,
+    alpha: float | torch.Tensor,
+    beta: float | torch.Tensor,
+    gamma: float | torch.Tensor,
+    delta: float | torch.Tensor,
+) -> Array:
+    """``dx/dt = alpha x - beta x y``, ``dy/dt = delta x y - gamma y`` on the last axis of `state`.
+
+    `state` is a torch tensor (`LotkaVolterraField`) or a NumPy array (the target's solve).
+    """
+    prey, predator = state[..., 0], state[..., 1]
+    interaction = prey * predator
+    return stack_last([alpha * prey - beta * interaction, delta * interaction - gamma * predator])
+
+
 class LotkaVolterraField(nn.Module):
-    """``dx/dt = alpha x - beta x y``, ``dy/dt = delta x y - gamma y``; four scalar parameters."""
+    """`lotka_volterra` with learnable (alpha, beta, gamma, delta): four scalar parameters."""
 
     def __init__(self, alpha: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor, delta: torch.Tensor):
         super().__init__()
@@ -24,12 +40,7 @@ class LotkaVolterraField(nn.Module):
         self.delta = nn.Parameter(delta)
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        prey, predator = y[..., 0], y[..., 1]
-        interaction = prey * predator
-        return torch.stack(
-            [self.alpha * prey - self.beta * interaction, self.delta * interaction - self.gamma * predator],
-            dim=-1,
-        )
+        return lotka_volterra(y, self.alpha, self.beta, self.gamma, self.delta)
 
 
 class LotkaVolterra(Task):
@@ -68,12 +79,6 @@ class LotkaVolterra(Task):
 @functools.lru_cache(maxsize=32)
 def _target(horizon: int, y0: tuple[float, ...]) -> torch.Tensor:
     """The true parameters' trajectory at ``t[1:]``: float64 RK4, 50 steps per half unit, error ~1e-8."""
-    alpha, beta, gamma, delta = TRUE_PARAMETERS.values()
-
-    def field(y: np.ndarray) -> np.ndarray:
-        prey, predator = y[:, 0], y[:, 1]
-        interaction = prey * predator
-        return np.stack([alpha * prey - beta * interaction, delta * interaction - gamma * predator], 1)
-
+    field = functools.partial(lotka_volterra, **TRUE_PARAMETERS)
     y = np.asarray(y0, dtype=np.float64).reshape(-1, 2)
     return torch.from_numpy(rk4(field, y, 0.5 / 50, 2 * horizon * 50, 50))

@@ -15,6 +15,8 @@ from odebench import methods, tasks
 from odebench.errors import InvalidInputError, UnknownNameError
 from odebench.references import flatten
 from odebench.tasks.base import Problem, Task, rk4
+from odebench.tasks.lorenz63 import lorenz63
+from odebench.tasks.lotka_volterra import lotka_volterra
 from tests.gradients import relative
 
 NAMES = tasks.names()
@@ -187,14 +189,19 @@ def test_linear_matches_its_exact_gradient():
     assert (got - exact).norm() / exact.norm() < 1e-8
 
 
-def test_one_lorenz63_field_for_torch_and_numpy():
-    """The learnable field and lorenz63_fit's NumPy data use one definition: equal bitwise."""
-    from odebench.tasks.lorenz63 import lorenz63
+@pytest.mark.parametrize(("name", "field"), [("lorenz63", lorenz63), ("lotka_volterra", lotka_volterra)])
+def test_one_field_definition_for_torch_and_numpy(name, field):
+    """The learnable field and the NumPy solve of the data use one definition: equal bitwise."""
+    problem = tasks.get(name).build()
+    params = [p.item() for p in problem.func.parameters()]
+    got = problem.func(problem.t[0], problem.y0).detach().numpy()
+    assert np.array_equal(got, field(problem.y0.numpy(), *params))
 
-    problem = tasks.get("lorenz63").build()
-    field = problem.func(problem.t[0], problem.y0)
-    assert np.array_equal(field.detach().numpy(), lorenz63(problem.y0.numpy()))
-    assert lorenz63(np.array([1.0, 2.0, 3.0])).tolist() == [10.0, 23.0, 2.0 - 8.0]
+
+def test_shared_fields_values():
+    assert lorenz63(np.array([1.0, 2.0, 3.0])).tolist() == [10.0, 23.0, -6.0]  # classic parameters
+    assert lorenz63(torch.tensor([1.0, 2.0, 3.0]), 1.0, 2.0, 0.5).tolist() == [1.0, -3.0, 0.5]
+    assert lotka_volterra(np.array([[2.0, 3.0]]), 1.0, 2.0, 3.0, 4.0).tolist() == [[-10.0, 15.0]]
 
 
 def test_mlp_model_width_and_time_input():
