@@ -17,13 +17,9 @@ from odebench.references import flatten
 from odebench.tasks.base import Problem, Task, rk4
 from odebench.tasks.lorenz63 import lorenz63
 from odebench.tasks.lotka_volterra import lotka_volterra
-from tests.gradients import relative
+from tests.gradients import gradient, relative, smallest
 
 NAMES = tasks.names()
-
-
-def smallest(task: Task) -> int:
-    return min(task.sizes)
 
 
 def tensors(problem: Problem) -> dict[str, torch.Tensor]:
@@ -34,14 +30,6 @@ def tensors(problem: Problem) -> dict[str, torch.Tensor]:
     if isinstance(problem.loss, nn.Module):
         named.update({f"loss.{n}": b for n, b in problem.loss.named_buffers()})
     return named
-
-
-def gradient(problem: Problem, method: str, **solve) -> list[torch.Tensor]:
-    y0 = problem.y0.detach().clone().requires_grad_(True)
-    params = list(problem.func.parameters())
-    solution = methods.get(method).odeint(problem.func, y0, problem.t, **solve)
-    grads = torch.autograd.grad(problem.loss(solution), [y0, *params], allow_unused=True)
-    return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, [y0, *params])]
 
 
 def test_registry_has_the_built_in_tasks():
@@ -65,7 +53,7 @@ def test_metadata(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_build_is_deterministic_and_leaves_global_rng_alone(name):
     task = tasks.get(name)
-    size = smallest(task)
+    size = smallest(name)
     state = torch.random.get_rng_state()
     a, b = task.build(size, seed=3), task.build(size, seed=3)
     assert torch.equal(state, torch.random.get_rng_state())
@@ -84,7 +72,7 @@ def test_build_is_deterministic_and_leaves_global_rng_alone(name):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_shapes_and_dtypes(name, dtype):
     task = tasks.get(name)
-    problem = task.build(smallest(task), dtype=dtype)
+    problem = task.build(smallest(name), dtype=dtype)
     assert problem.y0.dtype == dtype and problem.t.dtype == dtype
     assert not problem.y0.requires_grad and not problem.t.requires_grad
     assert problem.t.ndim == 1 and len(problem.t) >= 2
@@ -96,39 +84,52 @@ def test_shapes_and_dtypes(name, dtype):
     assert problem.step_size > 0 and problem.step_size < float(problem.t[-1] - problem.t[0])
     f = problem.func(problem.t[0], problem.y0)
     assert f.shape == problem.y0.shape and f.dtype == dtype
-    wide = tensors(task.build(smallest(task)))
+    wide = tensors(task.build(smallest(name)))
     for key, x in tensors(problem).items():  # the float32 problem is the rounding of the float64 one
         assert x.dtype == (dtype if wide[key].is_floating_point() else wide[key].dtype), key
         assert torch.equal(x, wide[key].to(x.dtype)), key
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_loss_is_a_finite_scalar_after_a_solve(name, dtype):
+def test_float32_loss_after_a_solve_matches_float64(name):
+    """The loss of a dopri5 solve at rtol 1e-5 in float32 is within 1e-3 of float64's: measured
+    at most 2e-4 (lorenz63_fit), 1e-7 .. 7e-5 elsewhere."""
     task = tasks.get(name)
-    problem = task.build(task.default_size, dtype=dtype)
-    solution = methods.get("naive").odeint(
-        problem.func, problem.y0, problem.t, solver="dopri5", rtol=1e-5, atol=1e-7
-    )
-    assert solution.shape == (len(problem.t), *problem.y0.shape)
-    loss = problem.loss(solution)
-    assert loss.ndim == 0 and loss.dtype == dtype and torch.isfinite(loss)
+    losses = {}
+    for dtype in (torch.float64, torch.float32):
+        problem = task.build(task.default_size, dtype=dtype)
+        with torch.no_grad():
+            solution = methods.get("naive").odeint(
+                problem.func, problem.y0, problem.t, solver="dopri5", rtol=1e-5, atol=1e-7
+            )
+            losses[dtype] = problem.loss(solution)
+        assert solution.shape == (len(problem.t), *problem.y0.shape)
+        assert losses[dtype].ndim == 0 and losses[dtype].dtype == dtype
+    assert abs(float(losses[torch.float32]) / float(losses[torch.float64]) - 1) < 1e-3
+
+
+#: Relative gradient error bound against the reference at dopri5, rtol 1e-4, atol 1e-6, smallest
+#: sizes. Measured at most 9.5e-3 (lotka_volterra), except the continuous adjoint's on lorenz63:
+#: 2.8 (seminorm 2.4), its backward re-solve of the chaotic state converging only slowly (2.6e-2
+#: at rtol 1e-6, 8.6e-4 at 1e-8), so there only finiteness is asserted.
+LOOSE_ERROR = 2e-2
 
 
 @pytest.mark.parametrize("method", methods.CORE)
 @pytest.mark.parametrize("name", NAMES)
-def test_every_core_method_gives_finite_gradients(name, method):
-    task = tasks.get(name)
-    problem = task.build(smallest(task))
-    grads = gradient(problem, method, solver="dopri5", rtol=1e-4, atol=1e-6)
-    assert all(bool(torch.isfinite(g).all()) for g in grads)
-    assert any(bool(g.abs().sum() > 0) for g in grads[1:])  # the parameters get a gradient
+def test_every_core_method_gives_gradients_near_the_reference(refs, name, method):
+    problem = tasks.get(name).build(smallest(name))
+    error = relative(gradient(problem, method, solver="dopri5", rtol=1e-4, atol=1e-6), refs[name].flat)
+    if name == "lorenz63" and not methods.get(method).capabilities.exact_discrete_gradient:
+        assert math.isfinite(error)
+    else:
+        assert error < LOOSE_ERROR
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_exact_gradient_contract(name):
     task = tasks.get(name)
-    problem = task.build(smallest(task), dtype=torch.float32)
+    problem = task.build(smallest(name), dtype=torch.float32)
     if problem.exact_gradient is None:
         assert problem.exact_gradient_error is None
         return
@@ -140,7 +141,7 @@ def test_exact_gradient_contract(name):
     assert 0 < problem.exact_gradient_error < 1e-10
     # It answers for the float32 problem: the float64 computation from its rounded values,
     # bitwise, not the float64 problem's gradient (which differs by about float32's rounding).
-    wide = task.build(smallest(task))
+    wide = task.build(smallest(name))
     rounded = dataclasses.replace(
         wide,
         func=copy.deepcopy(problem.func).double(),
@@ -182,11 +183,8 @@ def test_bad_sizes_are_refused():
 
 def test_linear_matches_its_exact_gradient():
     problem = tasks.get("linear").build()
-    grads = gradient(problem, "naive", solver="dopri5", rtol=1e-10, atol=1e-10)
-    grad_y0, grad_params = problem.exact_gradient()
-    exact = torch.cat([grad_y0.flatten(), grad_params["A"].flatten()])
-    got = torch.cat([g.flatten() for g in grads])
-    assert (got - exact).norm() / exact.norm() < 1e-8
+    got = gradient(problem, "naive", solver="dopri5", rtol=1e-10, atol=1e-10)
+    assert relative(got, flatten(*problem.exact_gradient())) < 1e-8
 
 
 @pytest.mark.parametrize(("name", "field"), [("lorenz63", lorenz63), ("lotka_volterra", lotka_volterra)])
@@ -220,11 +218,11 @@ def test_mlp_model_width_and_time_input():
 @pytest.mark.parametrize("name", NAMES)
 def test_build_on_device(name, device):
     task = tasks.get(name)
-    problem = task.build(smallest(task), device=device)
+    problem = task.build(smallest(name), device=device)
     on_device = [problem.y0, problem.t, *problem.func.parameters()]
     assert all(x.device.type == device for x in on_device)
     assert problem.func(problem.t[0], problem.y0).device.type == device
-    reference = task.build(smallest(task))
+    reference = task.build(smallest(name))
     for key, x in tensors(problem).items():
         assert torch.equal(x.cpu(), tensors(reference)[key]), key
 
@@ -252,8 +250,11 @@ def test_a_plug_in_task_registers_by_decorator():
 
     try:
         assert "decay_plugin" in tasks.names()
-        problem = tasks.get("decay_plugin").build()
-        assert problem.y0.shape == (3,) and problem.exact_gradient is None
+        problem = tasks.get("decay_plugin").build(dtype=torch.float32)  # Task.build casts it
+        seeded = torch.randn(3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        assert torch.equal(problem.y0, seeded.float())
+        assert problem.func.A.dtype == problem.loss.weights.dtype == problem.t.dtype == torch.float32
+        assert problem.exact_gradient is None
     finally:
         tasks.registry.unregister("decay_plugin")
     assert "decay_plugin" not in tasks.names()
