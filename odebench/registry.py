@@ -83,6 +83,3 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)

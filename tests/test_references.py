@@ -67,8 +67,8 @@ def test_linear_analytic_estimate_bounds_its_round_off(size):
     """Two exact formulations (one matrix exponential per output time or per interval) differ
     only by round-off; the declared bound covers their disagreement."""
     problem = tasks.get("linear").build(size)
-    direct = flatten(*exact_gradient(problem.func, problem.y0, problem.t, problem.loss))
-    sequential = flatten(*exact_gradient(problem.func, problem.y0, problem.t, problem.loss, sequential=True))
+    direct = flatten(*exact_gradient(problem))
+    sequential = flatten(*exact_gradient(problem, sequential=True))
     assert relative(sequential, direct) <= problem.exact_gradient_error
 
 

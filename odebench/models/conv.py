@@ -21,9 +21,9 @@ class ConvField(nn.Module):
         time_input: append ``t`` as an extra input channel of the first convolution.
         norm_groups: groups of the optional GroupNorm (must divide `channels`).
         generator: draws the initial weights, fan-in uniform ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``
-            in float64 on the CPU (PyTorch's default bound for convolutions); GroupNorm starts at
-            weight 1, bias 0.
-        dtype, device: of the parameters.
+            (PyTorch's default bound for convolutions); GroupNorm starts at weight 1, bias 0.
+
+    The parameters are float64 on the CPU; ``.to(dtype, device)`` rounds them (as `Task.build` does).
 
     Reference: the ODE block of Chen et al., Neural Ordinary Differential Equations, NeurIPS
     2018, as used for image classification by Zhuang et al. (ACA), ICML 2020.
@@ -36,19 +36,16 @@ class ConvField(nn.Module):
         time_input: bool = False,
         norm_groups: int | None = None,
         generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
     ) -> None:
         super().__init__()
         if norm_groups is not None and channels % norm_groups:
             raise ValueError(f"norm_groups ({norm_groups}) must divide channels ({channels})")
         self.channels, self.time_input = channels, time_input
-        factory = dict(dtype=dtype, device=device)
         self.conv1 = nn.utils.skip_init(
-            nn.Conv2d, channels + int(time_input), channels, 3, padding=1, **factory
+            nn.Conv2d, channels + int(time_input), channels, 3, padding=1, dtype=torch.float64
         )
-        self.norm = None if norm_groups is None else nn.GroupNorm(norm_groups, channels, **factory)
-        self.conv2 = nn.utils.skip_init(nn.Conv2d, channels, channels, 3, padding=1, **factory)
+        self.norm = None if norm_groups is None else nn.GroupNorm(norm_groups, channels, dtype=torch.float64)
+        self.conv2 = nn.utils.skip_init(nn.Conv2d, channels, channels, 3, padding=1, dtype=torch.float64)
         self.reset_parameters(generator)
 
     @torch.no_grad()

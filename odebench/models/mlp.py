@@ -20,8 +20,9 @@ class MLP(nn.Module):
         out_dim: output dimension when it differs from `dim` (e.g. an acceleration network).
         generator: draws the initial weights (PyTorch's default fan-in uniform
             ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``); the global random state is not touched.
-        dtype, device: of the parameters (initial values are drawn in float64 on the CPU, then
-            cast, so every dtype and device gets the rounding of the same numbers).
+
+    The parameters are float64 on the CPU; ``.to(dtype, device)`` rounds them (as `Task.build`
+    does), so every dtype and device gets the rounding of the same numbers.
 
     Reference: the field of Chen et al., Neural Ordinary Differential Equations, NeurIPS 2018.
     """
@@ -35,8 +36,6 @@ class MLP(nn.Module):
         time_input: bool = False,
         out_dim: int | None = None,
         generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -44,7 +43,7 @@ class MLP(nn.Module):
         self.dim, self.width, self.depth, self.time_input = dim, width, depth, time_input
         sizes = [dim + int(time_input)] + [width] * depth + [dim if out_dim is None else out_dim]
         self.layers = nn.ModuleList(
-            nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=dtype, device=device)
+            nn.utils.skip_init(nn.Linear, n_in, n_out, dtype=torch.float64)
             for n_in, n_out in itertools.pairwise(sizes)
         )
         self.reset_parameters(generator)

@@ -16,7 +16,7 @@ class SecondOrderField(MLP):
 
     Args:
         dim: dimension of the position ``x`` (the state has ``2 * dim`` entries).
-        width, depth, time_input, generator, dtype, device: as for `odebench.models.MLP`.
+        width, depth, time_input, generator: as for `odebench.models.MLP`.
 
     Reference: Norcliffe, Bodnar, Day, Simidjievski & Liò, "On Second Order Behaviour in
     Augmented Neural ODEs", NeurIPS 2020.
@@ -30,19 +30,8 @@ class SecondOrderField(MLP):
         *,
         time_input: bool = False,
         generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
     ) -> None:
-        super().__init__(
-            2 * dim,
-            width,
-            depth,
-            time_input=time_input,
-            out_dim=dim,
-            generator=generator,
-            dtype=dtype,
-            device=device,
-        )
+        super().__init__(2 * dim, width, depth, time_input=time_input, out_dim=dim, generator=generator)
         self.position_dim = dim
 
     def acceleration(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

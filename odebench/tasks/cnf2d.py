@@ -94,7 +94,7 @@ class CNF2D(Task):
     default_size = 128
     sizes = (32, 128, 512, 2048)
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         velocity = MLP(2, WIDTH, depth=DEPTH, time_input=True, generator=generator)
         t_fit = HORIZON * torch.rand(FIT_SAMPLES, generator=generator, dtype=torch.float64)
         decay = torch.exp(-t_fit).unsqueeze(-1)
@@ -102,12 +102,7 @@ class CNF2D(Task):
         z_fit = decay * eight_gaussians(generator, FIT_SAMPLES) + (1 - decay.pow(2)).sqrt() * noise
         inputs = torch.cat([z_fit, t_fit.unsqueeze(-1)], dim=-1)
         fit_readout(velocity.layers, inputs, probability_flow(t_fit, z_fit), FIT_RIDGE)
-        velocity = velocity.to(dtype=dtype, device=device)
         x = eight_gaussians(generator, size)
         y0 = torch.cat([x, torch.zeros(size, 1, dtype=torch.float64)], dim=-1)
         t = torch.tensor([0.0, HORIZON], dtype=torch.float64)
-
-        def cast(v):
-            return v.to(dtype=dtype, device=device)
-
-        return Problem(func=CNFField(velocity), y0=cast(y0), t=cast(t), loss=FlowNLL(2), step_size=0.05)
+        return Problem(func=CNFField(velocity), y0=y0, t=t, loss=FlowNLL(2), step_size=0.05)

@@ -68,7 +68,7 @@ class DigitsODENet(Task):
     default_size = 8
     sizes = (4, 8, 16, 32)
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         channels = size
         images, labels = digits()
         pick = torch.randperm(len(images), generator=generator)[:BATCH]
@@ -77,13 +77,7 @@ class DigitsODENet(Task):
         bound = 1 / math.sqrt(channels)
         weight = uniform(generator, (10, channels), -bound, bound)
         bias = uniform(generator, (10,), -bound, bound)
-        func = ConvField(
-            channels, norm_groups=min(4, channels), generator=generator, dtype=dtype, device=device
-        )
+        func = ConvField(channels, norm_groups=min(4, channels), generator=generator)
         t = torch.tensor([0.0, HORIZON], dtype=torch.float64)
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        loss = ClassifierLoss(cast(weight), cast(bias), labels[pick].to(device))
-        return Problem(func=func, y0=cast(y0), t=cast(t), loss=loss, step_size=0.05)
+        loss = ClassifierLoss(weight, bias, labels[pick])
+        return Problem(func=func, y0=y0, t=t, loss=loss, step_size=0.05)

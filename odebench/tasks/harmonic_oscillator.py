@@ -73,19 +73,14 @@ class HarmonicOscillator(Task):
     def _field(self, generator: torch.Generator) -> nn.Module:
         """The variant's float64 CPU field, read-out fitted to the oscillator on a phase-plane box."""
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         sign = torch.where(torch.rand(BATCH, generator=generator, dtype=torch.float64) < 0.5, -1.0, 1.0)
         x0 = sign * uniform(generator, (BATCH,), 0.5, 1.5)
         t = torch.linspace(0.0, float(size), 4 * size + 1, dtype=torch.float64)
         target = damped_oscillator(x0.unsqueeze(-1), t[1:])
         y0 = augment(x0.unsqueeze(-1), 1)
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        func = self._field(generator).to(dtype=dtype, device=device)
-        loss = OriginalDims(TrajectoryMSE(cast(target)), 1)
-        return Problem(func=func, y0=cast(y0), t=cast(t), loss=loss, step_size=0.05)
+        loss = OriginalDims(TrajectoryMSE(target), 1)
+        return Problem(func=self._field(generator), y0=y0, t=t, loss=loss, step_size=0.05)
 
 
 class HarmonicOscillatorSONODE(HarmonicOscillator):

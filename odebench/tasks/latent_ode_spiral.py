@@ -98,11 +98,10 @@ class LatentODESpiral(Task):
     default_size = 100
     sizes = (25, 50, 100, 200, 400)
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         func = MLP(LATENT, WIDTH, depth=2, generator=generator)
         samples = 1.5 * normal(generator, (FIT_SAMPLES, LATENT))
         fit_readout(func.layers, samples, samples @ torch.tensor(LATENT_A, dtype=torch.float64).T, FIT_RIDGE)
-        func = func.to(dtype=dtype, device=device)
         decoder = normal(generator, (2, LATENT)) / math.sqrt(LATENT)
         offset = torch.zeros(2, dtype=torch.float64)
         z0 = normal(generator, (BATCH, LATENT))
@@ -118,9 +117,5 @@ class LatentODESpiral(Task):
             torch.float64
         )
         mask[0] = 1.0
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        loss = MaskedDecodedMSE(cast(decoder), cast(offset), cast(observations), cast(mask))
-        return Problem(func=func, y0=cast(z0), t=cast(t), loss=loss, step_size=0.05)
+        loss = MaskedDecodedMSE(decoder, offset, observations, mask)
+        return Problem(func=func, y0=z0, t=t, loss=loss, step_size=0.05)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import copy
-import functools
 
 import torch
 from torch import nn
 
-from odebench.tasks.base import Problem, Task, WeightedSum, normal, uniform
+from odebench.tasks.base import Gradient, Problem, Task, WeightedSum, normal, uniform
 
 
 class LinearField(nn.Module):
@@ -20,6 +19,30 @@ class LinearField(nn.Module):
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return y @ self.A.T
+
+
+def exact_gradient(problem: Problem, *, sequential: bool = False) -> Gradient:
+    """``(dL/dy0, {"A": dL/dA})`` by autograd through ``y(t_i) = expm(A (t_i - t_0)) y0`` in float64.
+
+    The problem's values (rounded to its dtype) are read in float64 on the CPU. With
+    ``sequential=True`` the solution is propagated interval by interval,
+    ``y(t_i) = expm(A (t_i - t_{i-1})) y(t_{i-1})``: the same value in exact arithmetic, with a
+    different round-off, so the two together estimate the float64 error.
+    """
+    cpu64 = dict(dtype=torch.float64, device="cpu")
+    A = problem.func.A.detach().to(**cpu64).requires_grad_(True)
+    y = problem.y0.detach().to(**cpu64).requires_grad_(True)
+    t = problem.t.detach().to(**cpu64)
+    loss = copy.deepcopy(problem.loss).to(**cpu64)
+    with torch.enable_grad():
+        states = [y]
+        for i in range(1, len(t)):
+            if sequential:
+                states.append(torch.linalg.matrix_exp(A * (t[i] - t[i - 1])) @ states[-1])
+            else:
+                states.append(torch.linalg.matrix_exp(A * (t[i] - t[0])) @ y)
+        grad_y0, grad_A = torch.autograd.grad(loss(torch.stack(states)), (y, A))
+    return grad_y0, {"A": grad_A}
 
 
 class Linear(Task):
@@ -45,8 +68,9 @@ class Linear(Task):
     size_knob = "dimension"
     default_size = 8
     sizes = (2, 8, 32, 128)
+    _exact_gradient = staticmethod(exact_gradient)
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         d = size
         M = normal(generator, (d, d))
         S = (M - M.T) / (2 * d**0.5)
@@ -55,44 +79,11 @@ class Linear(Task):
         weights = normal(generator, (4, d)) / d**0.5
         weights[0] = 0.0
         t = torch.tensor([0.0, 1.0, 2.0, 3.0], dtype=torch.float64)
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        func = LinearField(cast(S - D))
-        y0, t, loss = cast(y0), cast(t), WeightedSum(cast(weights))
-        exact = functools.partial(exact_gradient, func, y0, t, loss)
         return Problem(
-            func=func,
+            func=LinearField(S - D),
             y0=y0,
             t=t,
-            loss=loss,
+            loss=WeightedSum(weights),
             step_size=0.05,
-            exact_gradient=exact,
             exact_gradient_error=4 * d * torch.finfo(torch.float64).eps,
         )
-
-
-def exact_gradient(
-    func: LinearField, y0: torch.Tensor, t: torch.Tensor, loss: nn.Module, *, sequential: bool = False
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``(dL/dy0, {"A": dL/dA})`` by autograd through ``y(t_i) = expm(A (t_i - t_0)) y0`` in float64.
-
-    With ``sequential=True`` the solution is propagated interval by interval,
-    ``y(t_i) = expm(A (t_i - t_{i-1})) y(t_{i-1})``: the same value in exact arithmetic, with a
-    different round-off, so the two together estimate the float64 error.
-    """
-    cpu64 = dict(dtype=torch.float64, device="cpu")
-    A = func.A.detach().to(**cpu64).requires_grad_(True)
-    y = y0.detach().to(**cpu64).requires_grad_(True)
-    t = t.detach().to(**cpu64)
-    loss = copy.deepcopy(loss).to(**cpu64)
-    with torch.enable_grad():
-        states = [y]
-        for i in range(1, len(t)):
-            if sequential:
-                states.append(torch.linalg.matrix_exp(A * (t[i] - t[i - 1])) @ states[-1])
-            else:
-                states.append(torch.linalg.matrix_exp(A * (t[i] - t[0])) @ y)
-        grad_y0, grad_A = torch.autograd.grad(loss(torch.stack(states)), (y, A))
-    return grad_y0, {"A": grad_A}

@@ -9,11 +9,9 @@ import torch
 
 from odebench.models.mlp import MLP
 from odebench.models.readout import fit_readout
-from odebench.tasks.base import Problem, Task, TrajectoryMSE, normal
-from odebench.tasks.lorenz63 import ATTRACTOR_POINT
+from odebench.tasks.base import Problem, Task, TrajectoryMSE, normal, rk4
+from odebench.tasks.lorenz63 import ATTRACTOR_POINT, lorenz63
 
-#: Classic parameters (sigma, rho, beta) of the data.
-SIGMA, RHO, BETA = 10.0, 28.0, 8.0 / 3.0
 #: Coordinates are normalised as ``u = (x - CENTRE) / SCALE`` (the attractor's mean and spread).
 CENTRE = (0.0, 0.0, 23.5)
 SCALE = (8.0, 9.0, 8.5)
@@ -23,31 +21,11 @@ BATCH, WIDTH, DT_OUT = 4, 64, 0.05
 FIT_SAMPLES, FIT_RIDGE = 2000, 1e-6
 
 
-def lorenz(x: np.ndarray) -> np.ndarray:
-    """The Lorenz-63 field on rows of `x` (original coordinates)."""
-    a, b, c = x[..., 0], x[..., 1], x[..., 2]
-    return np.stack([SIGMA * (b - a), a * (RHO - c) - b, a * b - BETA * c], -1)
-
-
-def _rk4(x: np.ndarray, h: float, steps: int, every: int) -> np.ndarray:
-    """Classical RK4 with `steps` steps of `h`; the states after every `every` steps."""
-    out = []
-    for n in range(1, steps + 1):
-        k1 = lorenz(x)
-        k2 = lorenz(x + 0.5 * h * k1)
-        k3 = lorenz(x + 0.5 * h * k2)
-        k4 = lorenz(x + h * k3)
-        x = x + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
-        if n % every == 0:
-            out.append(x)
-    return np.stack(out)
-
-
 @functools.lru_cache(maxsize=1)
 def attractor_samples() -> torch.Tensor:
     """``FIT_SAMPLES`` points on the attractor (every 0.02 after a transient), float64."""
     x = np.asarray(ATTRACTOR_POINT, dtype=np.float64)
-    path = _rk4(x, 0.01, 2 * (FIT_SAMPLES + 100), 2)[100:]
+    path = rk4(lorenz63, x, 0.01, 2 * (FIT_SAMPLES + 100), 2)[100:]
     return torch.from_numpy(path)
 
 
@@ -56,7 +34,7 @@ def _target(horizon: int, y0: tuple[float, ...]) -> torch.Tensor:
     """Normalised Lorenz-63 trajectories at ``t[1:]``: float64 RK4 with 20 steps per output."""
     x0 = np.asarray(y0, dtype=np.float64).reshape(-1, 3) * SCALE + CENTRE
     steps = round(horizon / DT_OUT) * 20
-    path = _rk4(x0, DT_OUT / 20, steps, 20)
+    path = rk4(lorenz63, x0, DT_OUT / 20, steps, 20)
     return torch.from_numpy((path - np.asarray(CENTRE)) / np.asarray(SCALE))
 
 
@@ -75,8 +53,11 @@ class Lorenz63Fit(Task):
 
     Probes: adaptive solvers and the adjoint on a learnt chaotic field: the steps the solver
     chooses, the error of the backward reconstruction and of the gradient all grow with the
-    horizon (the Lyapunov exponent is about 0.9). References are solved tighter for long
-    horizons (see `reference_tolerance`).
+    horizon (the Lyapunov exponent is about 0.9). References are solved at 1e-14 beyond T = 2,
+    where chaos amplifies the solver's error. Measured (seed 0, error estimate = difference to
+    the 100x looser solve): at 1e-12, T = 1, 2, 4, 8 give 1.6e-10, 9.7e-10, 4.2e-9, 7.3e-7; at
+    1e-14, T = 4 and 8 give 4.3e-11 and 5.1e-9, for about 3x the cost (about 30 s at T = 8 on
+    one core).
     """
 
     name = "lorenz63_fit"
@@ -89,30 +70,17 @@ class Lorenz63Fit(Task):
     size_knob = "horizon T"
     default_size = 1
     sizes = (1, 2, 4, 8)
+    tight_reference_above = 2
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         func = MLP(3, WIDTH, depth=2, generator=generator)
         samples = attractor_samples()
         normalised = (samples - torch.tensor(CENTRE)) / torch.tensor(SCALE, dtype=torch.float64)
-        velocity = torch.from_numpy(lorenz(samples.numpy())) / torch.tensor(SCALE, dtype=torch.float64)
+        velocity = lorenz63(samples) / torch.tensor(SCALE, dtype=torch.float64)
         fit_readout(func.layers, normalised, velocity, FIT_RIDGE)
         pick = torch.randperm(len(samples), generator=generator)[:BATCH]
         y0 = normalised[pick] + 0.01 * normal(generator, (BATCH, 3))
         n = round(size / DT_OUT)
         t = torch.linspace(0.0, float(size), n + 1, dtype=torch.float64)
         target = _target(size, tuple(y0.flatten().tolist())).clone()
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        func = func.to(dtype=dtype, device=device)
-        return Problem(func=func, y0=cast(y0), t=cast(t), loss=TrajectoryMSE(cast(target)), step_size=0.002)
-
-    def reference_tolerance(self, size: int) -> float:
-        """1e-12 up to T = 2; 1e-14 beyond, where chaos amplifies the solver's error.
-
-        Measured (seed 0, error estimate = difference to the 100x looser solve): at 1e-12,
-        T = 1, 2, 4, 8 give 1.6e-10, 9.7e-10, 4.2e-9, 7.3e-7; at 1e-14, T = 4 and 8 give
-        4.3e-11 and 5.1e-9, for about 3x the cost (about 30 s at T = 8 on one core).
-        """
-        return 1e-12 if size <= 2 else 1e-14
+        return Problem(func=func, y0=y0, t=t, loss=TrajectoryMSE(target), step_size=0.002)

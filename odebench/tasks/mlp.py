@@ -31,14 +31,10 @@ class NeuralODE(Task):
     default_size = 32
     sizes = (16, 32, 64, 128, 256)
 
-    def _build(self, size, generator, dtype, device):
-        func = MLP(2, size, depth=2, time_input=True, generator=generator, dtype=dtype, device=device)
+    def _build(self, size, generator):
+        func = MLP(2, size, depth=2, time_input=True, generator=generator)
         y0 = normal(generator, (16, 2))
         t = torch.linspace(0.0, 2.0, 5, dtype=torch.float64)
         B = torch.tensor(TARGET_B, dtype=torch.float64)
         target = torch.stack([y0 @ torch.linalg.matrix_exp(B * ti).T for ti in t[1:]])
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        return Problem(func=func, y0=cast(y0), t=cast(t), loss=TrajectoryMSE(cast(target)), step_size=0.05)
+        return Problem(func=func, y0=y0, t=t, loss=TrajectoryMSE(target), step_size=0.05)

@@ -43,15 +43,11 @@ class Spiral(Task):
     default_size = 2
     sizes = (1, 2, 5, 10, 25)
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         radius = uniform(generator, (8,), 1.0, 2.0)
         angle = uniform(generator, (8,), 0.0, 2 * math.pi)
         y0 = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=-1)
         t = torch.linspace(0.0, float(size), 4 * size + 1, dtype=torch.float64)
         target = torch.zeros(4 * size, 8, 2, dtype=torch.float64)
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        func = SpiralField(cast(torch.tensor(SPIRAL_A, dtype=torch.float64)))
-        return Problem(func=func, y0=cast(y0), t=cast(t), loss=TrajectoryMSE(cast(target)), step_size=0.01)
+        func = SpiralField(torch.tensor(SPIRAL_A, dtype=torch.float64))
+        return Problem(func=func, y0=y0, t=t, loss=TrajectoryMSE(target), step_size=0.01)

@@ -56,8 +56,11 @@ class ThreeBody(Task):
     matters; memoised), every quarter unit up to the horizon ``T``; the loss is the mean squared
     error of all positions and velocities. Softening 0.1 keeps close encounters finite. Once
     perturbed the choreography breaks up: close encounters produce bursts of small steps and
-    the sensitivity grows quickly with ``T``. References are solved tighter beyond T = 2 (see
-    `reference_tolerance`).
+    the sensitivity grows quickly with ``T``. References are solved at 1e-14 beyond T = 2, where
+    close encounters amplify the solver's error. Measured (seed 0, error estimate = difference
+    to the 100x looser solve): at 1e-12, T = 1, 2, 5, 10 give 2.8e-10, 4.4e-10, 3.1e-9, 2.4e-8;
+    at 1e-14, T = 5 and 10 give 3.4e-11 and 7.4e-10, for about 3x the cost (about 15 s at
+    T = 10 on one core).
 
     Probes: a physical model with 3 parameters whose close encounters make step sizes vary by
     orders of magnitude; parameter estimation over growing horizons, as in the ACA paper.
@@ -73,8 +76,9 @@ class ThreeBody(Task):
     size_knob = "horizon T"
     default_size = 2
     sizes = (1, 2, 5, 10)
+    tight_reference_above = 2
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         y0 = torch.tensor(FIGURE_EIGHT, dtype=torch.float64).flatten() + NOISE * normal(
             generator, (BATCH, 12)
         )
@@ -82,21 +86,7 @@ class ThreeBody(Task):
         n = round(size / DT_OUT)
         t = torch.linspace(0.0, float(size), n + 1, dtype=torch.float64)
         target = _target(size, tuple(y0.flatten().tolist())).clone()
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        func = ThreeBodyField(cast(masses))
-        return Problem(func=func, y0=cast(y0), t=cast(t), loss=TrajectoryMSE(cast(target)), step_size=0.005)
-
-    def reference_tolerance(self, size: int) -> float:
-        """1e-12 up to T = 2; 1e-14 beyond, where close encounters amplify the solver's error.
-
-        Measured (seed 0, error estimate = difference to the 100x looser solve): at 1e-12,
-        T = 1, 2, 5, 10 give 2.8e-10, 4.4e-10, 3.1e-9, 2.4e-8; at 1e-14, T = 5 and 10 give
-        3.4e-11 and 7.4e-10, for about 3x the cost (about 15 s at T = 10 on one core).
-        """
-        return 1e-12 if size <= 2 else 1e-14
+        return Problem(func=ThreeBodyField(masses), y0=y0, t=t, loss=TrajectoryMSE(target), step_size=0.005)
 
 
 @functools.lru_cache(maxsize=32)

@@ -60,16 +60,10 @@ class VanDerPolStiff(Task):
     default_size = 10
     sizes = (1, 10, 100, 1000)
 
-    def _build(self, size, generator, dtype, device):
+    def _build(self, size, generator):
         y0 = torch.tensor([2.0, 0.0], dtype=torch.float64) + 0.1 * normal(generator, (BATCH, 2))
         n = round(HORIZON / DT_OUT)
         t = torch.linspace(0.0, HORIZON, n + 1, dtype=torch.float64)
-
-        def cast(x):
-            return x.to(dtype=dtype, device=device)
-
-        func = VanDerPolField(cast(torch.tensor(float(size), dtype=torch.float64)))
+        func = VanDerPolField(torch.tensor(float(size), dtype=torch.float64))
         target = torch.zeros(n, BATCH, 2, dtype=torch.float64)
-        return Problem(
-            func=func, y0=cast(y0), t=cast(t), loss=TrajectoryMSE(cast(target)), step_size=0.1 / size
-        )
+        return Problem(func=func, y0=y0, t=t, loss=TrajectoryMSE(target), step_size=0.1 / size)

@@ -21,10 +21,10 @@ from odebench.tasks.base import Problem, Task
 
 
 class _Field(nn.Module):
-    def __init__(self, kind: str, dtype, device) -> None:
+    def __init__(self, kind: str) -> None:
         super().__init__()
         self.kind = kind
-        self.a = nn.Parameter(torch.ones((), dtype=dtype, device=device))
+        self.a = nn.Parameter(torch.ones((), dtype=torch.float64))
 
     def forward(self, t, y):
         if self.kind == "nan":  # finite solve, infinite gradient: d sqrt(a - 1)/da at a = 1
@@ -44,10 +44,10 @@ class _FaultTask(Task):
         self.kind = kind
         self.name = f"fault_{kind}"
 
-    def _build(self, size, generator, dtype, device):
-        y0 = torch.ones(2, dtype=dtype, device=device)
-        t = torch.tensor([0.0, 2.0], dtype=dtype, device=device)
-        return Problem(_Field(self.kind, dtype, device), y0, t, lambda s: s[-1].sum(), step_size=0.1)
+    def _build(self, size, generator):
+        y0 = torch.ones(2, dtype=torch.float64)
+        t = torch.tensor([0.0, 2.0], dtype=torch.float64)
+        return Problem(_Field(self.kind), y0, t, lambda s: s[-1].sum(), step_size=0.1)
 
 
 class _FaultMethod(GradientMethod):

@@ -72,7 +72,8 @@ def test_capture_file_is_removed(tmp_path, monkeypatch):
         1 / 0
     assert reading.peak_bytes is None
     assert os.listdir(tmp_path) == []
-    assert measure_peak(lambda: torch.ones(1000)).peak_bytes >= 4000  # the tracker was stopped
+    # The tracker was stopped: a new one sees the 4000 bytes (plus about 1 KB of bookkeeping).
+    assert 4000 <= measure_peak(lambda: torch.ones(1000)).peak_bytes < 6000
 
 
 def test_unavailable_without_memray(monkeypatch):
@@ -86,6 +87,7 @@ def test_unavailable_without_memray(monkeypatch):
 DIM, WIDTH, BATCH = 16, 256, 128
 FEW, MANY = 10, 40
 STATE_BYTES = BATCH * DIM * 8
+HIDDEN_BYTES = BATCH * WIDTH * 8
 
 
 class MLP(nn.Module):
@@ -137,18 +139,22 @@ def growth_per_step(peaks, name):
     return (peaks[name, MANY] - peaks[name, FEW]) / (MANY - FEW)
 
 
-def test_naive_grows_linearly(peaks):
-    assert peaks["naive", MANY] / peaks["naive", FEW] > 2.5
+def test_naive_grows_by_four_hidden_layers_per_step(peaks):
+    """Backprop keeps the graph of every rk4 stage: 4 tanh outputs (BATCH x WIDTH) and a little
+    more per step (measured 4.39 HIDDEN_BYTES, 1.15 MB)."""
+    assert 4 * HIDDEN_BYTES < growth_per_step(peaks, "naive") < 5 * HIDDEN_BYTES
 
 
 def test_adjoint_is_flat(peaks):
-    assert peaks["adjoint", MANY] / peaks["adjoint", FEW] < 1.3
+    """Measured: 1.5 to 2.3 KB per step, a tenth of one state (ratio 1.02 for 4x the steps)."""
+    assert growth_per_step(peaks, "adjoint") < 0.25 * STATE_BYTES
 
 
 @pytest.mark.parametrize("name", ["aca", "symplectic"])
 def test_checkpointing_grows_by_one_state_per_step(peaks, name):
-    assert 0.5 * STATE_BYTES < growth_per_step(peaks, name) < 2 * STATE_BYTES
-    assert growth_per_step(peaks, name) < 0.1 * growth_per_step(peaks, "naive")
+    """One checkpointed state per step and a little bookkeeping: measured 1.10 (aca) and 1.14
+    states on CPU; the bound leaves room for a few of the CUDA allocator's 512-byte blocks."""
+    assert STATE_BYTES < growth_per_step(peaks, name) < 1.5 * STATE_BYTES
 
 
 def test_symplectic_keeps_less_than_aca(peaks):

@@ -186,7 +186,7 @@ def test_seminorm_needs_fewer_backward_evaluations():
         nfe[method] = backward_counts(method, MLPField(width=32), y0, t, tol=1e-8)["backward"].nfe
     reduction = 1 - nfe["seminorm"] / nfe["adjoint"]
     print(f"backward NFE adjoint={nfe['adjoint']} seminorm={nfe['seminorm']} reduction={reduction:.0%}")
-    assert nfe["seminorm"] < nfe["adjoint"]
+    assert reduction > 0.3
 
 
 @pytest.mark.parametrize("method", CORE)
@@ -211,7 +211,8 @@ def test_unused_parameters_get_zero_gradient(method):
     t = torch.tensor([0.0, 1.0], dtype=torch.float64)
     methods.get(method).odeint(func, y, t, rtol=1e-6, atol=1e-8).sum().backward()
     assert func.unused.grad is None or torch.count_nonzero(func.unused.grad) == 0
-    assert torch.count_nonzero(func.net[0].weight.grad) > 0
+    for p in func.net.parameters():  # every used weight gets a gradient
+        assert torch.count_nonzero(p.grad) == p.numel()
 
 
 @pytest.mark.parametrize("method", CORE)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import pytest
 import torch
 
@@ -95,9 +97,19 @@ def test_registry_refuses_duplicates_and_supports_decorator():
     assert registry.names() == ["aca", "mine"]
 
 
+#: The core methods' backends and the venue of the paper each implements (README's table).
+CORE_BACKEND_AND_PAPER = {
+    "naive": ("torchdiffeq", "NeurIPS 2018"),
+    "adjoint": ("torchdiffeq", "NeurIPS 2018"),
+    "seminorm": ("torchdiffeq", "ICML 2021"),
+    "aca": ("odebench", "ICML 2020"),
+    "symplectic": ("odebench", "NeurIPS 2021"),
+}
+
+
 def test_core_methods_are_registered_with_capabilities():
-    assert set(methods.CORE) <= set(methods.names())
-    for name in methods.CORE:
-        caps = methods.get(name).capabilities
-        assert caps.reference and caps.backend
-        assert methods.get(name).backend_version
+    assert set(methods.CORE) == set(CORE_BACKEND_AND_PAPER) and set(methods.CORE) <= set(methods.names())
+    for name, (backend, venue) in CORE_BACKEND_AND_PAPER.items():
+        method = methods.get(name)
+        assert method.capabilities.backend == backend and venue in method.capabilities.reference
+        assert method.backend_version == version(backend)
