@@ -64,7 +64,8 @@ def infeasible(case: Case) -> str | None:
     """Why the resolved `case` cannot run (unsupported pair, tolerance the dtype cannot meet)."""
     method = methods.get(case.method)
     if not method.supports(case.solver):
-        return f"{case.method} does not support solver {case.solver} (it supports: {', '.join(method.solvers())})"
+        supported = ", ".join(method.solvers())
+        return f"{case.method} does not support solver {case.solver} (it supports: {supported})"
     if case.rtol is not None:
         return solvers.tolerance_problem(case.rtol, torch_dtype(case.dtype))
     return None

@@ -38,12 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = sub.add_parser("list", help="list tasks, methods, solvers or suites")
-    listing.add_argument("what", nargs="?", choices=["tasks", "methods", "solvers", "suites"])
+    listing.add_argument("what", nargs="?", choices=["tasks", "studies", "methods", "solvers", "suites"])
     listing.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
 
     run = sub.add_parser(
         "run",
-        help="run a suite (or a grid) and record every case",
+        help="run a suite (or a grid) of gradient cases and record every case",
         description=(
             "What runs is what was asked. No axis: the suite (quick by default). Axes without "
             "--suite: exactly their product over the defaults (methods: the five core methods; "
@@ -57,25 +57,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--suite", help="quick (the default without axes), full or gate")
     run.add_argument("--task", nargs="+", help="tasks (default: every task)")
-    run.add_argument("--method", nargs="+", help="gradient methods (default: the five core methods)")
-    run.add_argument("--solver", nargs="+", help="solvers (default: dopri5)")
-    run.add_argument("--rtol", nargs="+", type=_floats, help="relative tolerances of adaptive solvers")
-    run.add_argument("--atol-ratio", type=_floats, default=1e-2, help="atol = rtol * this (default 1e-2)")
     run.add_argument("--size", nargs="+", type=int, help="task sizes (the task's size knob)")
-    run.add_argument("--step-size", nargs="+", type=_floats, help="steps of fixed-step solvers")
-    run.add_argument("--dtype", nargs="+", choices=["float64", "float32"])
-    run.add_argument("--device", nargs="+", help="cpu or cuda")
-    run.add_argument("--seed", nargs="+", type=int)
     run.add_argument("--repeats", type=int, help="timed runs per case after one warm-up")
-    run.add_argument("--max-steps", type=int, default=20_000, help="adaptive step budget per interval")
-    run.add_argument("--timeout", type=_floats, default=300.0, help="seconds per case (default 300)")
-    run.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    run.add_argument("--out", help="results file (JSONL); default results/<suite>-<time>.jsonl")
-    run.add_argument("--resume", action="store_true", help="append to --out, skipping recorded cases")
-    run.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
-    run.add_argument("--in-process", action="store_true", help="no worker subprocess (debugging)")
-    run.add_argument("--no-progress", action="store_true")
-    run.add_argument("--dry-run", action="store_true", help="print the cases and exit")
+    _sweep_arguments(run)
+
+    train = sub.add_parser(
+        "train",
+        help="train studies' models with each gradient method and record every run",
+        description=(
+            "The rules of `run`, for training runs. No axis: the suite (train-quick by default). "
+            "Axes without --suite: exactly their product over each study's published setup "
+            "(its solver, tolerance or step and budget; the five core methods; float64; cpu; "
+            "seed 0). --suite with --study/--method/--solver/--rtol/--step-size: the suite's runs "
+            "with those values. --iterations, --dtype, --device and --seed apply to every run."
+        ),
+    )
+    train.add_argument("--suite", help="train-quick (the default without axes) or train-full")
+    train.add_argument("--study", nargs="+", help="studies (see `odebench list studies`)")
+    train.add_argument("--iterations", nargs="+", type=int, help="training iterations (default: the study's)")
+    train.add_argument("--eval-every", type=int, help="check held-out metric and gradient error every N")
+    train.add_argument("--max-seconds", type=_floats, help="stop a run after this much training time")
+    _sweep_arguments(train)
 
     report = sub.add_parser("report", help="write report.md, report.html and figures")
     report.add_argument("results", nargs="+")
@@ -105,6 +107,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags `run` and `train` share: axes, settings, isolation, output."""
+    parser.add_argument("--method", nargs="+", help="gradient methods (default: the five core methods)")
+    parser.add_argument("--solver", nargs="+", help="solvers")
+    parser.add_argument("--rtol", nargs="+", type=_floats, help="relative tolerances of adaptive solvers")
+    parser.add_argument("--atol-ratio", type=_floats, default=1e-2, help="atol = rtol * this (default 1e-2)")
+    parser.add_argument("--step-size", nargs="+", type=_floats, help="steps of fixed-step solvers")
+    parser.add_argument("--dtype", nargs="+", choices=["float64", "float32"])
+    parser.add_argument("--device", nargs="+", help="cpu or cuda")
+    parser.add_argument("--seed", nargs="+", type=int)
+    parser.add_argument("--max-steps", type=int, default=20_000, help="adaptive step budget per interval")
+    parser.add_argument("--timeout", type=_floats, default=300.0, help="seconds per case (default 300)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    parser.add_argument("--out", help="results file (JSONL); default results/<suite>-<time>.jsonl")
+    parser.add_argument("--resume", action="store_true", help="append to --out, skipping recorded cases")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
+    parser.add_argument("--in-process", action="store_true", help="no worker subprocess (debugging)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--dry-run", action="store_true", help="print the cases and exit")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -112,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _list(args)
-        if args.command == "run":
+        if args.command in ("run", "train"):
             return _run(args, command)
         if args.command == "report":
             return _report(args, command)
@@ -126,16 +149,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _list(args) -> int:
-    from odebench import methods, solvers, suites, tasks
+    from odebench import methods, solvers, studies, suites, tasks
     from odebench.plugins import load_plugins
 
     load_plugins(args.plugin)
-    sections = [args.what] if args.what else ["tasks", "methods", "solvers", "suites"]
+    sections = [args.what] if args.what else ["tasks", "studies", "methods", "solvers", "suites"]
     for section in sections:
         print(f"{section}:")
         if section == "tasks":
             for name, task in tasks.registry.items():
                 print(f"  {name:26s} {task.description} [{task.size_knob}, default {task.default_size}]")
+        elif section == "studies":
+            for name, study in studies.registry.items():
+                print(f"  {name:26s} {study.description} [{study.paper.split(',')[0]}]")
         elif section == "methods":
             for name, method in methods.registry.items():
                 caps = method.capabilities
@@ -153,14 +179,16 @@ def _list(args) -> int:
 
 def _validate_axes(args) -> None:
     """Resolve every name and number up front, so bad input fails before any case runs."""
-    from odebench import methods, solvers, suites, tasks
+    from odebench import methods, solvers, studies, suites, tasks
     from odebench.harness.run import check_device
     from odebench.methods.base import check_tolerances
 
     if args.suite is not None:
         suites.get(args.suite)
-    for name in args.task or ():
+    for name in _axis(args, "task"):
         tasks.get(name)
+    for name in _axis(args, "study"):
+        studies.get(name)
     for name in args.method or ():
         methods.get(name)
     for name in args.solver or ():
@@ -172,13 +200,17 @@ def _validate_axes(args) -> None:
     for dtype in args.dtype or ("float64",):
         for rtol in args.rtol or ():
             check_tolerances(rtol, rtol * args.atol_ratio, _torch_dtype(dtype))
-    for value, name in ((args.size, "--size"), (args.step_size, "--step-size")):
+    for value, name in ((_axis(args, "size"), "--size"), (args.step_size, "--step-size")):
         if value and any(not (v > 0 and math.isfinite(v)) for v in value):
             raise InvalidInputError(f"{name} must be positive, got {' '.join(f'{v:g}' for v in value)}")
+    if getattr(args, "max_seconds", None) is not None and not args.max_seconds > 0:
+        raise InvalidInputError(f"--max-seconds must be positive, got {args.max_seconds:g}")
     for value, name in (
-        (args.repeats, "--repeats"),
+        (getattr(args, "repeats", None), "--repeats"),
+        (getattr(args, "eval_every", None), "--eval-every"),
         (args.threads, "--threads"),
         (args.max_steps, "--max-steps"),
+        *((v, "--iterations") for v in _axis(args, "iterations")),
     ):
         if value is not None and value < 1:
             raise InvalidInputError(f"{name} must be at least 1, got {value}")
@@ -192,20 +224,45 @@ def _torch_dtype(name: str):
     return getattr(torch, name)
 
 
+def _axis(args, name: str) -> tuple:
+    """The values given for a flag this command may not have (``run`` has no --study)."""
+    return tuple(getattr(args, name, None) or ())
+
+
 def _plan(args):
     from odebench import suites
 
     selection = {
-        "tasks": args.task,
+        "tasks": _axis(args, "task"),
+        "studies": _axis(args, "study"),
         "methods": args.method,
         "solvers": args.solver,
         "rtols": args.rtol,
-        "sizes": args.size,
+        "sizes": _axis(args, "size"),
         "step_sizes": args.step_size,
     }
-    setting_axes = {"dtypes": args.dtype, "devices": args.device, "seeds": args.seed}
-    settings = suites.Settings(repeats=args.repeats, atol_ratio=args.atol_ratio, max_steps=args.max_steps)
-    expansion = suites.plan(args.suite, selection, setting_axes, settings)
+    setting_axes = {
+        "dtypes": args.dtype,
+        "devices": args.device,
+        "seeds": args.seed,
+        "iterations": _axis(args, "iterations"),
+    }
+    settings = suites.Settings(
+        repeats=getattr(args, "repeats", None),
+        atol_ratio=args.atol_ratio,
+        max_steps=args.max_steps,
+        eval_every=getattr(args, "eval_every", None),
+        max_seconds=getattr(args, "max_seconds", None),
+    )
+    if (
+        args.command == "train"
+        and args.suite is None
+        and any(selection.values())
+        and not selection["studies"]
+    ):
+        selection["studies"] = tuple(_all_studies())
+    default = "train-quick" if args.command == "train" else "quick"
+    expansion = suites.plan(args.suite, selection, setting_axes, settings, default=default)
     if not expansion.cases:
         reasons = "; ".join(f"{n} x {why}" for why, n in expansion.reasons().items()) or "no case asked for"
         raise InvalidInputError(f"no case can run: {reasons}")
@@ -236,10 +293,11 @@ def _run(args, command: str) -> int:
             print(f"left out {case.label()}: {reason}")
         print(_describe_plan(expansion))
         return 0
-    suite = args.suite or ("grid" if any(_selection_given(args)) else "quick")
+    default = "train-quick" if args.command == "train" else "quick"
+    suite = args.suite or ("grid" if any(_selection_given(args)) else default)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"results/{suite}-{stamp}.jsonl")
-    print(f"odebench run: {_describe_plan(expansion)} -> {out}", flush=True)
+    print(f"odebench {args.command}: {_describe_plan(expansion)} -> {out}", flush=True)
     devices = args.device or ("cpu",)
     metadata = collect_metadata(device=devices[0], command=command)
     metadata.update(suite=suite, threads=args.threads, timeout_s=args.timeout)
@@ -267,7 +325,21 @@ def _run(args, command: str) -> int:
 
 
 def _selection_given(args):
-    return (args.task, args.method, args.solver, args.rtol, args.size, args.step_size)
+    return (
+        _axis(args, "task"),
+        _axis(args, "study"),
+        args.method,
+        args.solver,
+        args.rtol,
+        _axis(args, "size"),
+        args.step_size,
+    )
+
+
+def _all_studies():
+    from odebench import studies
+
+    return studies.names()
 
 
 def _report(args, command: str) -> int:

@@ -83,6 +83,8 @@ class Case:
     max_steps: int | None = MAX_STEPS
     repeats: int = 3
 
+    KIND = "gradient"
+
     def identity(self) -> dict[str, Any]:
         """The fields that change the result (everything but the measurement settings)."""
         return {k: v for k, v in asdict(self).items() if k not in NOT_IDENTITY}
@@ -161,6 +163,9 @@ class Record:
     wall_time_s: float | None = None
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    #: The type of its line in a results file.
+    LINE = "record"
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

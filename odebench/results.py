@@ -1,10 +1,10 @@
-"""The results store: an append-only JSON Lines file of Records, and its reader.
+"""The results store: an append-only JSON Lines file of records, and its readers.
 
-File format (schema 1)
+File format (schema 2)
 ----------------------
-UTF-8 text, one JSON object per line, each line ending in ``\\n``. Two kinds of line:
+UTF-8 text, one JSON object per line, each line ending in ``\\n``. Three kinds of line:
 
-``{"type": "header", "schema": 1, "metadata": {...}}``
+``{"type": "header", "schema": 2, "metadata": {...}}``
     Opens a session of writing. ``metadata`` is the run's metadata
     (`odebench.environment.collect_metadata`: ``run_id``, ``git_commit``, ``git_dirty``,
     ``odebench_version``, ``torch_version``, ``hostname``, ``started_at``, ...). A new file
@@ -12,9 +12,14 @@ UTF-8 text, one JSON object per line, each line ending in ``\\n``. Two kinds of 
     more headers.
 
 ``{"type": "record", "run_id": "...", <Record.to_dict()>}``
-    One measurement: the `Case` fields, then the `Record` fields (``case_id``, ``status``,
-    ``error``, ... ``extra``), flat. ``run_id`` is the one of the header the record was
-    written under, which is always the nearest header above it.
+    One gradient measurement: the `Case` fields, then the `Record` fields (``case_id``,
+    ``status``, ``error``, ... ``extra``), flat. ``run_id`` is the one of the header the record
+    was written under, which is always the nearest header above it.
+
+``{"type": "training", "run_id": "...", <TrainingRecord.to_dict()>}``
+    One training run (`odebench.training`): the `TrainingCase` fields, its final metrics, and
+    its ``curve``, a mapping of each `odebench.training.CURVE_COLUMNS` name to the values per
+    iteration.
 
 Records are appended one line at a time, flushed and fsync'ed, so a killed run loses at most
 the line it was writing. Rules a reader follows:
@@ -22,8 +27,8 @@ the line it was writing. Rules a reader follows:
 - An unparsable *last* line is a write torn by a kill: it is skipped with a warning, and
   resuming truncates it before appending. An unparsable line anywhere else is an error.
 - If a ``case_id`` appears more than once in a file, the last record wins (with a warning).
-- Blank lines are ignored; so are objects whose ``type`` is neither "header" nor "record"
-  (reserved for later versions). Record keys a reader does not know are kept as columns.
+- Blank lines are ignored; so are objects of any other ``type`` (reserved for later versions).
+  Record keys a reader does not know are kept as columns.
 - Non-finite floats are written as ``NaN``, ``Infinity`` and ``-Infinity``, as Python's
   `json` module does (and reads back).
 - A header whose ``schema`` is above `SCHEMA_VERSION` was written by a newer odebench and is
@@ -66,12 +71,15 @@ META_COLUMNS = (
 )
 
 __all__ = [
+    "LINE_TYPES",
     "META_COLUMNS",
     "SCHEMA_VERSION",
     "ResultsWarning",
     "ResultsWriter",
     "load",
+    "load_curves",
     "load_records",
+    "load_training",
     "read_metadata",
 ]
 
@@ -128,7 +136,7 @@ class ResultsWriter:
                 data = data[: scan.end]
             if data and not data.endswith(b"\n"):
                 self._append(b"\n")
-            self.done_ids: set[str] = {row["case_id"] for row, _ in scan.records}
+            self.done_ids: set[str] = {row["case_id"] for rows in scan.entries.values() for row, _, _ in rows}
             used_run_ids = {h.get("run_id") for h in scan.headers}
             meta = dict(metadata) if metadata is not None else _collect_metadata()
             if not meta.get("run_id") or meta["run_id"] in used_run_ids:
@@ -143,12 +151,13 @@ class ResultsWriter:
             self._file.close()
             raise
 
-    def write(self, record: Record) -> None:
-        """Append one record and make it durable (flush + fsync) before returning."""
+    def write(self, record) -> None:
+        """Append one record (a `Record` or a `TrainingRecord`) and make it durable (flush +
+        fsync) before returning."""
         if self._file.closed:
             raise ValueError(f"ResultsWriter for {self.path} is closed")
-        if not isinstance(record, Record):
-            raise TypeError(f"expected a Record, got {type(record).__name__}")
+        if getattr(record, "LINE", None) not in LINE_TYPES:
+            raise TypeError(f"expected a Record or a TrainingRecord, got {type(record).__name__}")
         if record.case_id in self.done_ids:
             warnings.warn(
                 f"{self.path}: case {record.case_id} ({record.case.label()}) is already recorded; "
@@ -156,7 +165,7 @@ class ResultsWriter:
                 ResultsWarning,
                 stacklevel=2,
             )
-        self._append(_dumps({"type": "record", "run_id": self.run_id, **record.to_dict()}))
+        self._append(_dumps({"type": record.LINE, "run_id": self.run_id, **record.to_dict()}))
         self.done_ids.add(record.case_id)
 
     def close(self) -> None:
@@ -225,11 +234,15 @@ def _fsync_dir(directory: Path) -> None:
 # Reading
 
 
+#: The line types that hold records.
+LINE_TYPES = ("record", "training")
+
+
 @dataclass
 class _Scan:
     headers: list[dict[str, Any]]  # header metadata, in file order
-    records: list[tuple[dict[str, Any], dict[str, Any]]]  # (record row, its header's metadata)
-    record_lines: list[int]  # line number of each entry of `records`
+    #: line type -> [(row, its header's metadata, line number)]
+    entries: dict[str, list[tuple[dict[str, Any], dict[str, Any], int]]]
     torn: int | None  # line number of a torn last line, or None
     end: int  # byte offset where the valid content ends
 
@@ -237,8 +250,7 @@ class _Scan:
 def _scan(data: bytes, path: Path, warn: bool = True) -> _Scan:
     """Parse a results file's bytes; see the module docstring for the rules."""
     headers: list[dict[str, Any]] = []
-    records: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    record_lines: list[int] = []
+    entries: dict[str, list] = {line_type: [] for line_type in LINE_TYPES}
     by_run_id: dict[Any, dict[str, Any]] = {}
     torn: int | None = None
     end = 0
@@ -276,15 +288,14 @@ def _scan(data: bytes, path: Path, warn: bool = True) -> _Scan:
             meta = dict(meta) if isinstance(meta, dict) else {}
             headers.append(meta)
             by_run_id.setdefault(meta.get("run_id"), meta)
-        elif kind == "record":
+        elif kind in entries:
             if not headers:
                 raise InvalidInputError(f"{path}:{lineno}: record before any header line")
             if not isinstance(obj.get("case_id"), str):
                 raise InvalidInputError(f"{path}:{lineno}: record without a case_id")
             row = {k: v for k, v in obj.items() if k != "type"}
-            records.append((row, by_run_id.get(row.get("run_id"), headers[-1])))
-            record_lines.append(lineno)
-    return _Scan(headers, records, record_lines, torn, end)
+            entries[kind].append((row, by_run_id.get(row.get("run_id"), headers[-1]), lineno))
+    return _Scan(headers, entries, torn, end)
 
 
 def _parse_line(raw: bytes) -> tuple[dict[str, Any], None] | tuple[None, str]:
@@ -309,21 +320,18 @@ def _read(path: Path, warn: bool = True) -> _Scan:
 
 def _dedupe(scan: _Scan, path: Path, warn: bool) -> None:
     """Keep the last record of each case_id, in the position of that last record."""
-    last: dict[str, int] = {}
-    for index, (row, _) in enumerate(scan.records):
-        last[row["case_id"]] = index
-    if len(last) == len(scan.records):
-        return
-    keep = sorted(last.values())
-    if warn:
-        dropped = len(scan.records) - len(keep)
-        warnings.warn(
-            f"{path}: {dropped} record(s) repeat an earlier case_id; kept the last of each",
-            ResultsWarning,
-            stacklevel=4,
-        )
-    scan.records = [scan.records[i] for i in keep]
-    scan.record_lines = [scan.record_lines[i] for i in keep]
+    for line_type, rows in scan.entries.items():
+        last = {row["case_id"]: index for index, (row, _, _) in enumerate(rows)}
+        if len(last) == len(rows):
+            continue
+        if warn:
+            warnings.warn(
+                f"{path}: {len(rows) - len(last)} {line_type} line(s) repeat an earlier case_id; "
+                "kept the last of each",
+                ResultsWarning,
+                stacklevel=4,
+            )
+        scan.entries[line_type] = [rows[i] for i in sorted(last.values())]
 
 
 def read_metadata(path: PathLike) -> list[dict[str, Any]]:
@@ -334,9 +342,8 @@ def read_metadata(path: PathLike) -> list[dict[str, Any]]:
 def load_records(path: PathLike) -> list[Record]:
     """The Records of one results file, duplicates resolved (the last of a case_id wins)."""
     path = Path(path)
-    scan = _read(path)
     out = []
-    for (row, _), lineno in zip(scan.records, scan.record_lines):
+    for row, _, lineno in _read(path).entries["record"]:
         try:
             out.append(Record.from_dict(row))
         except (TypeError, ValueError) as exc:
@@ -358,22 +365,67 @@ def load(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
         (the file). Duplicate case ids are resolved per file; the same case in two files
         gives two rows.
     """
+    return _frame(paths, "record", RECORD_FIELDS, _DTYPES)
+
+
+def load_training(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
+    """Read the training runs of one or more results files, one row per run (without curves).
+
+    Columns: every `odebench.training.TrainingRecord` field but the curve (the case's first),
+    record keys this version does not know, ``run_id``, ``meta_<key>`` and ``source``, as
+    `load` gives them.
+    """
+    from odebench.training.case import TRAINING_FIELDS
+
+    return _frame(paths, "training", TRAINING_FIELDS, _training_dtypes(), drop=("curve",))
+
+
+def load_curves(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
+    """The training curves of one or more results files as one long frame, one row per point.
+
+    Columns: ``study, method, solver, rtol, atol, step_size, dtype, device, seed, iterations``
+    (the run's case), ``case_id``, ``status``, ``source``, then every
+    `odebench.training.CURVE_COLUMNS` name (``iteration``, ``train_loss``, ``elapsed_s``,
+    ``nfe_forward``, ``nfe_backward``, ...); None where a point was not measured.
+    """
+    from odebench.training.case import CURVE_COLUMNS, TRAINING_CASE_FIELDS
+
+    keys = [k for k in TRAINING_CASE_FIELDS if k != "eval_every"]
+    rows = []
+    for path in _expand(paths):
+        for row, _, _ in _read(path).entries["training"]:
+            curve = row.get("curve") or {}
+            n = max((len(v) for v in curve.values()), default=0)
+            head = {k: row.get(k) for k in (*keys, "case_id", "status")}
+            for i in range(n):
+                point = {name: (curve.get(name) or [None] * n)[i] for name in CURVE_COLUMNS}
+                rows.append({**head, "source": str(path), **point})
+    columns = [*keys, "case_id", "status", "source", *CURVE_COLUMNS]
+    frame = pd.DataFrame(rows, columns=columns)
+    numeric = [c for c in CURVE_COLUMNS if c != "iteration"]
+    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
+    frame["iteration"] = frame["iteration"].astype("Int64")
+    return frame
+
+
+def _frame(paths, line_type: str, fields_: tuple[str, ...], dtypes: dict[str, str], drop=()) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     unknown: dict[str, None] = {}
     meta_keys: dict[str, None] = dict.fromkeys(META_COLUMNS)
+    known = frozenset(fields_) | {"run_id", *drop}
     for path in _expand(paths):
-        for row, meta in _read(path).records:
+        for row, meta, _ in _read(path).entries[line_type]:
             for key in row:
-                if key not in _RECORD_FIELD_SET and key != "run_id":
+                if key not in known:
                     unknown.setdefault(key)
             meta_keys.update(dict.fromkeys(meta))
-            out = dict(row)
+            out = {k: v for k, v in row.items() if k not in drop}
             out.update({f"meta_{k}": v for k, v in meta.items()})
             out["source"] = str(path)
             rows.append(out)
-    columns = [*RECORD_FIELDS, *unknown, "run_id", *(f"meta_{k}" for k in meta_keys), "source"]
+    columns = [*fields_, *unknown, "run_id", *(f"meta_{k}" for k in meta_keys), "source"]
     frame = pd.DataFrame(rows, columns=columns)
-    for name, dtype in _DTYPES.items():
+    for name, dtype in dtypes.items():
         frame[name] = _as_dtype(frame[name], dtype)
     return frame
 
@@ -393,16 +445,22 @@ def _expand(paths: PathLike | Iterable[PathLike]) -> list[Path]:
     return out
 
 
-def _field_dtypes() -> dict[str, str]:
-    """Column dtype of each Record field, read from the dataclass annotations."""
-    annotations = {f.name: str(f.type) for f in fields(Case)}
-    annotations.update({f.name: str(f.type) for f in fields(Record) if f.name != "case"})
+def _field_dtypes(case_type=Case, record_type=Record, names=RECORD_FIELDS) -> dict[str, str]:
+    """Column dtype of each field of a case and its record, read from the dataclass annotations."""
+    annotations = {f.name: str(f.type) for f in fields(case_type)}
+    annotations.update({f.name: str(f.type) for f in fields(record_type) if f.name != "case"})
     kinds = {"int": "Int64", "float": "float64", "bool": "boolean", "str": "object"}
     dtypes = {}
-    for name in RECORD_FIELDS:
+    for name in names:
         base = annotations[name].replace(" ", "").removesuffix("|None").removeprefix("None|")
         dtypes[name] = kinds.get(base, "object")
     return dtypes
+
+
+def _training_dtypes() -> dict[str, str]:
+    from odebench.training.case import TRAINING_FIELDS, TrainingCase, TrainingRecord
+
+    return _field_dtypes(TrainingCase, TrainingRecord, TRAINING_FIELDS)
 
 
 def _as_dtype(column: pd.Series, dtype: str) -> pd.Series:
@@ -416,5 +474,4 @@ def _as_dtype(column: pd.Series, dtype: str) -> pd.Series:
         return column
 
 
-_RECORD_FIELD_SET = frozenset(RECORD_FIELDS)
 _DTYPES = _field_dtypes()

@@ -26,17 +26,19 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from odebench import methods, solvers, tasks
+from odebench import methods, solvers, studies, tasks
 from odebench.cases import infeasible, resolve
 from odebench.errors import InvalidInputError
 from odebench.methods import CORE
 from odebench.record import ATOL_RATIO, MAX_STEPS, Case
 from odebench.registry import Registry
+from odebench.training.case import TrainingCase
+from odebench.training.case import resolve as resolve_training
 
 #: Axes that select cases (of a suite) or span a grid.
-SELECTION_AXES = ("tasks", "methods", "solvers", "rtols", "sizes", "step_sizes")
-#: Axes that set how every case runs.
-SETTING_AXES = ("dtypes", "devices", "seeds")
+SELECTION_AXES = ("tasks", "studies", "methods", "solvers", "rtols", "sizes", "step_sizes")
+#: Axes that set how every case runs (iterations: training runs only).
+SETTING_AXES = ("dtypes", "devices", "seeds", "iterations")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ class Settings:
     repeats: int | None = None
     atol_ratio: float = ATOL_RATIO
     max_steps: int = MAX_STEPS
+    #: Training runs only: checks every so many iterations (None: the study's), and a budget of
+    #: training wall seconds (None: none).
+    eval_every: int | None = None
+    max_seconds: float | None = None
 
 
 @dataclass
@@ -122,6 +128,46 @@ class Grid:
 
 
 @dataclass(frozen=True)
+class StudyGrid:
+    """Training runs: the product of its axes over each study's published setup (``None``: the
+    study's solver, tolerance or step and budget), the five core methods, float64, CPU, seed 0."""
+
+    studies: tuple[str, ...]
+    methods: tuple[str, ...] = CORE
+    solvers: tuple[str | None, ...] = (None,)
+    rtols: tuple[float | None, ...] = (None,)
+    step_sizes: tuple[float | None, ...] = (None,)
+    dtypes: tuple[str, ...] = ("float64",)
+    devices: tuple[str, ...] = ("cpu",)
+    seeds: tuple[int, ...] = (0,)
+    iterations: tuple[int | None, ...] = (None,)
+
+    def expand(self, settings: Settings, repeats: int, into: Expansion | None = None) -> Expansion:
+        """Every resolved training run of the grid, added to `into` (a new Expansion by default)."""
+        out = Expansion() if into is None else into
+        for study, method, solver, dtype, device, seed, iterations in itertools.product(
+            self.studies, self.methods, self.solvers, self.dtypes, self.devices, self.seeds, self.iterations
+        ):
+            adaptive = solvers.get(solver or studies.get(study).solver).adaptive
+            for value in self.rtols if adaptive else self.step_sizes:
+                case = TrainingCase(
+                    study=study,
+                    method=method,
+                    solver=solver,
+                    dtype=dtype,
+                    device=device,
+                    seed=seed,
+                    iterations=iterations,
+                    max_steps=settings.max_steps,
+                    eval_every=settings.eval_every,
+                    max_seconds=settings.max_seconds,
+                    **(dict(rtol=value) if adaptive else dict(step_size=value)),
+                )
+                out.add(resolve_training(case, atol_ratio=settings.atol_ratio))
+        return out
+
+
+@dataclass(frozen=True)
 class Suite:
     """A named union of grids, with the duration it was measured to take."""
 
@@ -158,14 +204,17 @@ def plan(
     selection: Mapping[str, Iterable] | None = None,
     setting_axes: Mapping[str, Iterable] | None = None,
     settings: Settings = Settings(),
+    *,
+    default: str = "quick",
 ) -> Expansion:
     """The cases of a run: see the module docstring for the rule.
 
     Args:
-        suite: a registered suite name, or None.
-        selection: values per axis in `SELECTION_AXES` (missing or empty: not given).
+        suite: a registered suite name, or None (`default` when no axis is given).
+        selection: values per axis in `SELECTION_AXES` (missing or empty: not given); with
+            ``studies`` and no suite the product is of training runs, else of gradient cases.
         setting_axes: values per axis in `SETTING_AXES` (missing or empty: not given).
-        settings: repeats, atol ratio and step budget of every case.
+        settings: repeats, atol ratio, step budget (and training checks and time budget).
     """
     selection = {k: tuple(v) for k, v in (selection or {}).items() if v}
     setting_axes = {k: tuple(v) for k, v in (setting_axes or {}).items() if v}
@@ -174,13 +223,13 @@ def plan(
         if unknown:
             raise ValueError(f"unknown axes {sorted(unknown)}; valid: {', '.join(allowed)}")
     if suite is None and selection:
-        repeats = 3 if settings.repeats is None else settings.repeats
-        grid = Grid(tasks=selection.pop("tasks", tuple(tasks.names())), **selection, **setting_axes)
-        return grid.expand(settings, repeats)
-    chosen = get(suite or "quick")
-    narrow = {axis: selection[axis] for axis in ("tasks", "methods", "solvers") if axis in selection}
+        return _product(selection, setting_axes, settings)
+    chosen = get(suite or default)
+    narrow = {
+        axis: selection[axis] for axis in ("tasks", "studies", "methods", "solvers") if axis in selection
+    }
     for axis, wanted in narrow.items():
-        have = {value for grid in chosen.grids() for value in getattr(grid, axis)}
+        have = {value for grid in chosen.grids() for value in getattr(grid, axis, ()) if value is not None}
         missing = [value for value in wanted if value not in have]
         if missing:
             raise InvalidInputError(
@@ -191,9 +240,24 @@ def plan(
     return select(expansion, selection, chosen.name) if selection else expansion
 
 
+def _product(selection: dict, setting_axes: dict, settings: Settings) -> Expansion:
+    """Exactly the product of the given axes over the documented defaults."""
+    repeats = 3 if settings.repeats is None else settings.repeats
+    if "studies" in selection:
+        if "tasks" in selection or "sizes" in selection:
+            raise InvalidInputError("give tasks (gradient cases) or studies (training runs), not both")
+        return StudyGrid(**selection, **setting_axes).expand(settings, repeats)
+    if "iterations" in setting_axes:
+        raise InvalidInputError("iterations apply to training runs: give --study too")
+    return Grid(tasks=selection.pop("tasks", tuple(tasks.names())), **selection, **setting_axes).expand(
+        settings, repeats
+    )
+
+
 #: Case field behind each selection axis.
 _FIELD = {
     "tasks": "task",
+    "studies": "study",
     "methods": "method",
     "solvers": "solver",
     "rtols": "rtol",
@@ -207,7 +271,7 @@ def select(expansion: Expansion, selection: Mapping[str, tuple], suite: str) -> 
     everything = expansion.cases + [c for c, _ in expansion.left_out]
     for axis, wanted in selection.items():
         name = _FIELD[axis]
-        have = [getattr(c, name) for c in everything if getattr(c, name) is not None]
+        have = [getattr(c, name) for c in everything if getattr(c, name, None) is not None]
         missing = [w for w in wanted if not any(_same(w, h) for h in have)]
         if missing:
             valid = ", ".join(_fmt(v) for v in sorted(set(have), key=_sort_key)) or "(none)"
@@ -216,8 +280,8 @@ def select(expansion: Expansion, selection: Mapping[str, tuple], suite: str) -> 
                 f"its values: {valid} (leave out --suite to run exactly the axes you give)"
             )
 
-    def keep(case: Case) -> bool:
-        return all(any(_same(getattr(case, _FIELD[a]), w) for w in ws) for a, ws in selection.items())
+    def keep(case) -> bool:
+        return all(any(_same(getattr(case, _FIELD[a], None), w) for w in ws) for a, ws in selection.items())
 
     out = Expansion()
     for case in everything:
@@ -298,6 +362,40 @@ registry.register(
         "the CI gate: linear, spiral, mlp x 5 core methods x dopri5 at rtol 1e-6; rk4 on linear, mlp",
         "about 40 seconds on 2 CPU cores",
         _gate,
+    ),
+)
+
+
+def _train_quick() -> list[StudyGrid]:
+    return [
+        StudyGrid(
+            studies=("three_body_masses",),
+            methods=("naive", "adjoint", "aca", "symplectic"),
+            iterations=(20,),
+        )
+    ]
+
+
+def _train_full() -> list[StudyGrid]:
+    return [StudyGrid(studies=tuple(studies.names()), methods=CORE, seeds=(0, 1, 2))]
+
+
+registry.register(
+    "train-quick",
+    Suite(
+        "train-quick",
+        "training studies at a reduced budget, one seed: the quick suite's training section",
+        "not yet measured",
+        _train_quick,
+    ),
+)
+registry.register(
+    "train-full",
+    Suite(
+        "train-full",
+        "every training study at its published budget, the five core methods, seeds 0, 1, 2",
+        "not yet measured",
+        _train_full,
     ),
 )
 

@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from odebench.cases import resolve
 from odebench.errors import OdebenchError
-from odebench.harness.run import run_case
+from odebench.harness.jobs import kind_of
 from odebench.harness.worker import Worker
 from odebench.plugins import load_plugins
 from odebench.record import Case, Record
@@ -39,8 +38,8 @@ class _InProcess:
     def __init__(self, cache_dir=None) -> None:
         self.cache_dir = cache_dir
 
-    def run(self, case: Case, timeout: float | None) -> Record:
-        return run_case(case, cache_dir=self.cache_dir)
+    def run(self, case, timeout: float | None):
+        return kind_of(case).run(case, cache_dir=self.cache_dir)
 
     def close(self) -> None:
         pass
@@ -102,10 +101,10 @@ def run_sweep(
     return result
 
 
-def _resolved(case: Case) -> Case:
+def _resolved(case):
     try:
-        return resolve(case)
-    except OdebenchError:  # run_case records it as an error
+        return kind_of(case).resolve(case)
+    except OdebenchError:  # the runner records it as an error
         return case
 
 

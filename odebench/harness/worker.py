@@ -16,11 +16,13 @@ leaves the template alive, so the next case does not pay for importing torch aga
 timeout starts only once the template is ready.
 
 Protocol: the sweep writes one JSON object per line on the template's stdin
-(``{"case": {...}, "timeout": seconds or null}``); the template answers one JSON object per line
-on a private pipe (its own stdout is redirected to stderr, so prints in user code cannot corrupt
-the protocol): ``{"record": {...}}``, ``{"died": "signal SIGSEGV", "wall_time_s": ...}`` or
-``{"timeout": seconds, "wall_time_s": ...}``. `Worker` turns the last two into Records with
-status ``crashed`` (with the tail of the worker's stderr) and ``timeout``. Where ``fork`` is not
+(``{"kind": "gradient" or "training", "case": {...}, "timeout": seconds or null}``, see
+`odebench.harness.jobs`); the template answers one JSON object per line on a private pipe (its
+own stdout is redirected to stderr, so prints in user code cannot corrupt the protocol):
+``{"record": {...}}``, ``{"died": "signal SIGSEGV", ...}`` or ``{"timeout": seconds, ...}``, the
+last two with ``wall_time_s`` and the ``partial`` points a streaming job (a training run) had
+reported. `Worker` turns them into records with status ``crashed`` (with the tail of the
+worker's stderr) and ``timeout``, keeping the partial curve. Where ``fork`` is not
 available (not Linux), or a plug-in initialised CUDA in the template (a forked child cannot use
 it), the template runs each case itself, and measurements can then depend on the cases before
 it. The template never touches the GPU itself, so each forked child initialises CUDA afresh.
@@ -41,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from odebench.record import Case, Record
+from odebench.harness.jobs import KINDS, Kind, kind_of
 
 _STDERR_TAIL = 600
 _READY = b"ready"
@@ -53,7 +55,8 @@ FORK_PER_CASE = sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
 class Worker:
-    """A restartable template subprocess; `run(case, timeout)` always returns a Record."""
+    """A restartable template subprocess; `run(case, timeout)` always returns a record of the
+    case's kind (a `Record` for a `Case`, a `TrainingRecord` for a `TrainingCase`)."""
 
     def __init__(self, *, plugins: Sequence[str] = (), threads: int = 1, cache_dir: str | None = None):
         self.plugins = [str(Path(p).resolve()) for p in plugins]
@@ -78,7 +81,8 @@ class Worker:
         )
         self._buffer = b""
 
-    def run(self, case: Case, timeout: float | None) -> Record:
+    def run(self, case, timeout: float | None):
+        kind = kind_of(case)
         started = time.perf_counter()
         if self._process is None or self._process.poll() is not None:
             self._start()
@@ -86,28 +90,28 @@ class Worker:
             if ready != _READY:
                 if ready is None:
                     self._kill()
-                    return Record.failed(case, "crashed", "WorkerCrashed: worker did not start in time")
-                return self._crashed(case, self._exit_description(), started)
+                    return kind.failed(case, "crashed", "WorkerCrashed: worker did not start in time")
+                return self._crashed(kind, case, {"died": self._exit_description()}, started)
         assert self._process is not None and self._process.stdin is not None
         started = time.perf_counter()
-        request = {"case": asdict(case), "timeout": timeout}
+        request = {"kind": kind.name, "case": asdict(case), "timeout": timeout}
         try:
             self._process.stdin.write((json.dumps(request) + "\n").encode())
             self._process.stdin.flush()
         except BrokenPipeError:
-            return self._crashed(case, self._exit_description(), started)
+            return self._crashed(kind, case, {"died": self._exit_description()}, started)
         line = self._read_line(None if timeout is None else timeout + TEMPLATE_GRACE_S)
         if line is None:
             self._kill()
-            return _timed_out(case, timeout, time.perf_counter() - started)
+            return _timed_out(kind, case, {"timeout": timeout, "wall_time_s": time.perf_counter() - started})
         if line == b"":
-            return self._crashed(case, self._exit_description(), started)
+            return self._crashed(kind, case, {"died": self._exit_description()}, started)
         answer = json.loads(line)
         if "record" in answer:
-            return Record.from_dict(answer["record"])
+            return kind.record(answer["record"])
         if "timeout" in answer:
-            return _timed_out(case, answer["timeout"], answer["wall_time_s"])
-        return self._crashed(case, answer["died"], started, answer.get("wall_time_s"))
+            return _timed_out(kind, case, answer)
+        return self._crashed(kind, case, answer, started)
 
     def _read_line(self, timeout: float | None) -> bytes | None:
         """One protocol line; b"" when the template died, None on timeout."""
@@ -121,11 +125,11 @@ class Worker:
         self._process = None
         return _how(code)
 
-    def _crashed(self, case: Case, how: str, started: float, wall: float | None = None) -> Record:
+    def _crashed(self, kind: Kind, case, answer: dict, started: float):
         tail = self._stderr_tail()
-        message = f"WorkerCrashed: worker died with {how}" + (f"; stderr: {tail}" if tail else "")
-        wall = time.perf_counter() - started if wall is None else wall
-        return Record.failed(case, "crashed", message, wall_time_s=wall)
+        message = f"WorkerCrashed: worker died with {answer['died']}" + (f"; stderr: {tail}" if tail else "")
+        answer.setdefault("wall_time_s", time.perf_counter() - started)
+        return kind.failed(case, "crashed", message, **_measured(kind, answer))
 
     def _stderr_tail(self) -> str:
         if self._stderr is None:
@@ -155,13 +159,17 @@ class Worker:
             self._stderr = None
 
 
-def _timed_out(case: Case, timeout: float | None, wall: float) -> Record:
-    return Record.failed(
-        case,
-        "timeout",
-        f"TimeoutError: no result within {timeout:g} s; case killed",
-        wall_time_s=wall,
-    )
+def _timed_out(kind: Kind, case, answer: dict):
+    message = f"TimeoutError: no result within {answer['timeout']:g} s; case killed"
+    return kind.failed(case, "timeout", message, **_measured(kind, answer))
+
+
+def _measured(kind: Kind, answer: dict) -> dict:
+    """What a failed case keeps: its wall time, and a streaming job's partial points."""
+    measured = {"wall_time_s": answer["wall_time_s"]}
+    if kind.streams and answer.get("partial"):
+        measured["partial"] = answer["partial"]
+    return measured
 
 
 def _how(code: int) -> str:
@@ -193,35 +201,52 @@ def _read_line(fd: int, buffer: bytes, timeout: float | None) -> tuple[bytes | N
 # ------------------------------------------------------------------------------ the template
 
 
-def _run_forked(case: Case, timeout: float | None, cache_dir: str | None) -> dict:
-    """Run `case` in a forked child; the answer object of the protocol."""
-    from odebench.harness.run import run_case
+def _write(fd: int, answer: dict) -> None:
+    view = memoryview((json.dumps(answer, default=str) + "\n").encode())
+    while view:
+        view = view[os.write(fd, view) :]
 
+
+def _run_forked(kind: Kind, case, timeout: float | None, cache_dir: str | None) -> dict:
+    """Run `case` in a forked child; the answer object of the protocol.
+
+    The child writes each progress point as a line, then its record; the template collects the
+    points, so a child killed by the timeout (or dying) still leaves its partial curve.
+    """
     started = time.perf_counter()
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: run the case, write its record, leave without cleanup
         os.close(read_end)
         try:
-            record = run_case(case, cache_dir=cache_dir)
-            data = (json.dumps({"record": record.to_dict()}, default=str) + "\n").encode()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(write_end, view) :]
+            record = kind.run(case, cache_dir=cache_dir, progress=lambda p: _write(write_end, {"point": p}))
+            _write(write_end, {"record": record.to_dict()})
         finally:
             os._exit(0)
     os.close(write_end)
-    line, _ = _read_line(read_end, b"", timeout)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    buffer, partial, answer = b"", [], None
+    while answer is None:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        line, buffer = _read_line(read_end, buffer, remaining)
+        if line is None:
+            os.kill(pid, signal.SIGKILL)
+            answer = {"timeout": timeout}
+        elif line == b"":
+            answer = {"died": None}
+        else:
+            message = json.loads(line)
+            if "point" in message:
+                partial.append(message["point"])
+            else:
+                answer = message
     os.close(read_end)
-    wall = time.perf_counter() - started
-    if line is None:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        return {"timeout": timeout, "wall_time_s": wall}
     _, status = os.waitpid(pid, 0)
-    if line:
-        return json.loads(line)
-    return {"died": _how(os.waitstatus_to_exitcode(status)), "wall_time_s": wall}
+    if "died" in answer:
+        answer["died"] = _how(os.waitstatus_to_exitcode(status))
+    if "record" not in answer:
+        answer.update(wall_time_s=time.perf_counter() - started, partial=partial)
+    return answer
 
 
 def _serve(argv: Sequence[str] | None = None) -> None:
@@ -235,7 +260,8 @@ def _serve(argv: Sequence[str] | None = None) -> None:
 
     import torch
 
-    from odebench.harness.run import run_case
+    import odebench.harness.run
+    import odebench.training.run  # noqa: F401
     from odebench.plugins import load_plugins
 
     torch.set_num_threads(args.threads)
@@ -249,11 +275,12 @@ def _serve(argv: Sequence[str] | None = None) -> None:
         if not line.strip():
             continue
         request = json.loads(line)
-        case = Case(**request["case"])
+        kind = KINDS[request["kind"]]
+        case = kind.case(request["case"])
         if fork:
-            answer = _run_forked(case, request["timeout"], args.cache_dir)
+            answer = _run_forked(kind, case, request["timeout"], args.cache_dir)
         else:
-            answer = {"record": run_case(case, cache_dir=args.cache_dir).to_dict()}
+            answer = {"record": kind.run(case, cache_dir=args.cache_dir).to_dict()}
         protocol.write(json.dumps(answer, default=str) + "\n")
         protocol.flush()
 

@@ -10,11 +10,65 @@ from odebench.record import Record, problem_label, setting_label
 from odebench.report.text import fmt
 
 
-def summary_table(records: Sequence[Record]) -> str:
-    """One row per case: status, gradient error, NFE, VJPs, time and memory; then the failures,
-    the warnings the cases raised, and the harness's cost."""
+def summary_table(records: Sequence) -> str:
+    """One row per case: status, gradient error, NFE, VJPs, time and memory (training runs:
+    final loss, held-out metric, parameter error, training time, NFE); then the failures, the
+    warnings the cases raised, and the harness's cost."""
     if not records:
         return "no cases were run"
+    gradient = [r for r in records if r.LINE == "record"]
+    training = [r for r in records if r.LINE == "training"]
+    tables = [_gradient_rows(gradient)] if gradient else []
+    if training:
+        tables.append(_training_rows(training))
+    notes = (
+        ["* at reference resolution: the error is below 10x the reference's own error estimate"]
+        if gradient
+        else []
+    )
+    for r in records:
+        if r.status != "ok":
+            notes.append(f"{r.case.label()}: {r.status}: {r.error}")
+    warned: dict[str, list[str]] = {}
+    for r in records:
+        for warning in r.warnings or ():
+            warned.setdefault(warning, []).append(r.case.label())
+    for warning, labels in warned.items():
+        where = labels[0] + (f" and {len(labels) - 1} more" if len(labels) > 1 else "")
+        notes.append(f"warning ({where}): {warning}")
+    overhead = _overhead(gradient)
+    if overhead:
+        notes.append(overhead)
+    return "\n\n".join([*tables, *(["\n".join(notes)] if notes else [])])
+
+
+def _training_rows(records: Sequence) -> str:
+    rows = []
+    for r in records:
+        c = r.case
+        rows.append(
+            {
+                "study": c.study,
+                "method": c.method,
+                "solver": c.solver,
+                "setting": setting_label(c.step_size, c.rtol, c.atol),
+                "seed": c.seed,
+                "status": r.status,
+                "done": f"{fmt(r.iterations_done, '{}')}/{c.iterations}",
+                "final_loss": fmt(r.final_loss, "{:.2e}"),
+                "heldout": fmt(r.heldout, "{:.3g}"),
+                "param_err": fmt(r.parameter_error, "{:.2e}"),
+                "grad_err": fmt(r.grad_rel_error_median, "{:.1e}"),
+                "train_s": fmt(r.train_time_s, "{:.1f}"),
+                "to_target_s": fmt(r.time_to_target_s, "{:.1f}"),
+                "nfe_f": fmt(r.nfe_forward_total, "{}"),
+                "nfe_b": fmt(r.nfe_backward_total, "{}"),
+            }
+        )
+    return pd.DataFrame(rows).to_string(index=False)
+
+
+def _gradient_rows(records: Sequence[Record]) -> str:
     rows = []
     for r in records:
         c = r.case
@@ -35,22 +89,7 @@ def summary_table(records: Sequence[Record]) -> str:
                 "mem_KiB": fmt(r.peak_memory_bytes, "{:.0f}", 1 / 1024),
             }
         )
-    table = pd.DataFrame(rows).to_string(index=False)
-    notes = ["* at reference resolution: the error is below 10x the reference's own error estimate"]
-    for r in records:
-        if r.status != "ok":
-            notes.append(f"{r.case.label()}: {r.status}: {r.error}")
-    warned: dict[str, list[str]] = {}
-    for r in records:
-        for warning in r.warnings or ():
-            warned.setdefault(warning, []).append(r.case.label())
-    for warning, labels in warned.items():
-        where = labels[0] + (f" and {len(labels) - 1} more" if len(labels) > 1 else "")
-        notes.append(f"warning ({where}): {warning}")
-    overhead = _overhead(records)
-    if overhead:
-        notes.append(overhead)
-    return table + "\n\n" + "\n".join(notes)
+    return pd.DataFrame(rows).to_string(index=False)
 
 
 def _overhead(records: Sequence[Record]) -> str:

@@ -1,0 +1,22 @@
+"""Training studies: the registry and the studies that reproduce published experiments.
+
+``names()`` lists the studies, ``get(name)`` returns one (a `Study` instance), ``register(name)``
+decorates a `Study` subclass in a file of your own to add it. Studies reuse the task, method and
+solver registries: a newly registered method or solver is trainable at once.
+"""
+
+from __future__ import annotations
+
+from odebench.registry import Registry
+from odebench.studies.base import Setup, Study
+from odebench.studies.three_body_masses import ThreeBodyMasses
+
+registry: Registry[Study] = Registry("study")
+for _study in (ThreeBodyMasses(),):
+    registry.register(_study.name, _study)
+
+names = registry.names
+get = registry.get
+register = registry.register
+
+__all__ = ["Setup", "Study", "get", "names", "register", "registry"]
