@@ -1,9 +1,12 @@
-# Two commands matter: `make run` (set up, run the default suite, write its report) and
-# `make test` (set up, run the tests). Both create .venv from the repository's own files.
+# Two commands matter: `make run` (set up, run the quick suite and the quick training suite,
+# write their report) and `make test` (set up, run the tests). Both create .venv from the
+# repository's own files.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-RESULTS ?= results/quick-$(shell date -u +%Y%m%d-%H%M%S).jsonl
+RUN_TIME := $(shell date -u +%Y%m%d-%H%M%S)
+RESULTS ?= results/quick-$(RUN_TIME).jsonl
+TRAIN_RESULTS ?= results/train-quick-$(RUN_TIME).jsonl
 REPORT ?= report/quick
 
 .PHONY: setup run test lint format
@@ -20,7 +23,8 @@ setup: $(STAMP)
 
 run: setup
 	$(VENV)/bin/odebench run --suite quick --out $(RESULTS)
-	$(VENV)/bin/odebench report $(RESULTS) --out $(REPORT)
+	$(VENV)/bin/odebench train --suite train-quick --out $(TRAIN_RESULTS)
+	$(VENV)/bin/odebench report $(RESULTS) $(TRAIN_RESULTS) --out $(REPORT)
 
 test: setup
 	$(PY) -m pytest

@@ -344,10 +344,10 @@ def _all_studies():
 
 def _report(args, command: str) -> int:
     from odebench.report import write_report
-    from odebench.results import load
+    from odebench.results import load, load_curves, load_training
 
-    frame = load(args.results)
-    if frame.empty:
+    frame, training = load(args.results), load_training(args.results)
+    if frame.empty and training.empty:
         raise InvalidInputError(f"no records in {', '.join(args.results)}; nothing to report")
     html = write_report(
         frame,
@@ -356,6 +356,8 @@ def _report(args, command: str) -> int:
         sources=list(args.results),
         max_memory_mib=args.max_memory,
         max_error=args.max_error,
+        training=training,
+        curves=load_curves(args.results),
     )
     print(f"report: {html} (and report.md, figures/ beside it)")
     return 0

@@ -15,6 +15,7 @@ from odebench.report.markdown import to_markdown
 from odebench.report.recommend import NEAR_BEST, TIE, wins_summary, wins_table
 from odebench.report.style import method_order, method_styles
 from odebench.report.tables import failures_table, measurements_table, metadata_table, warnings_table
+from odebench.report.training import final_metrics_table, prepare_training, training_findings
 
 
 def write_report(
@@ -25,12 +26,16 @@ def write_report(
     sources: list[str],
     max_memory_mib: float | None = None,
     max_error: float | None = None,
+    training: pd.DataFrame | None = None,
+    curves: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``report.md``, ``report.html`` and ``figures/*.png|svg`` into `out_dir`.
 
     Args:
         frame: one row per Record (`odebench.record.RECORD_FIELDS` plus ``meta_*`` and
-            ``source`` columns), failed records included.
+            ``source`` columns), failed records included (`odebench.results.load`).
+        training, curves: training runs and their curves (`odebench.results.load_training`,
+            `load_curves`), for the training sections; None or empty: none.
         out_dir: the folder to write into (created if needed; figures it held are replaced).
         command: the command that regenerates the report, printed in every caption.
         sources: the results files the frame was loaded from, printed in every caption.
@@ -45,8 +50,13 @@ def write_report(
     figures_dir.mkdir(parents=True, exist_ok=True)
     for stale in (*figures_dir.glob("*.png"), *figures_dir.glob("*.svg")):
         stale.unlink()
-    limits = {"max_memory_mib": max_memory_mib, "max_error": max_error}
-    doc = build_document(frame, figures_dir, command=command, sources=sources, **limits)
+    options = {
+        "max_memory_mib": max_memory_mib,
+        "max_error": max_error,
+        "training": training,
+        "curves": curves,
+    }
+    doc = build_document(frame, figures_dir, command=command, sources=sources, **options)
     (out_dir / "report.md").write_text(to_markdown(doc, out_dir), encoding="utf-8")
     html_path = out_dir / "report.html"
     html_path.write_text(to_html(doc, out_dir), encoding="utf-8")
@@ -61,12 +71,17 @@ def build_document(
     sources: list[str],
     max_memory_mib: float | None = None,
     max_error: float | None = None,
+    training: pd.DataFrame | None = None,
+    curves: pd.DataFrame | None = None,
 ) -> Document:
     """The report's sections (drawing its figures into `figures_dir`)."""
     df = prepare(frame)
     ok = ok_rows(df)
-    styles = method_styles(df["method"])
-    sections = [Section("Summary", tuple(_summary(df, ok)))]
+    runs = prepare_training(training) if training is not None and not training.empty else None
+    styles = method_styles([*df["method"], *(runs["method"] if runs is not None else ())])
+    sections = []
+    if runs is None or not df.empty:
+        sections.append(Section("Summary", tuple(_summary(df, ok))))
     if not ok.empty:
         wins = wins_table(df, max_memory_mib=max_memory_mib, max_error=max_error)
         findings = findings_table(check_all(ok))
@@ -85,12 +100,56 @@ def build_document(
             ),
             Section("Measurements", (Table("Per group and method", measurements_table(df), _MEASURED_NOTE),)),
         ]
+    if runs is not None:
+        sections += _training_sections(runs, curves, styles, figures_dir)
+    both = df if runs is None else pd.concat([df, _as_records(runs)], ignore_index=True)
     sections += [
-        Section("Failed cases", (Table("Records whose status is not ok", failures_table(df), _FAILED_NOTE),)),
-        Section("Warnings", (Table("Warnings raised while cases ran", warnings_table(df), _WARNINGS_NOTE),)),
-        Section("Run metadata", (Table("Runs and results files", metadata_table(df), _META_NOTE),)),
+        Section(
+            "Failed cases", (Table("Records whose status is not ok", failures_table(both), _FAILED_NOTE),)
+        ),
+        Section(
+            "Warnings", (Table("Warnings raised while cases ran", warnings_table(both), _WARNINGS_NOTE),)
+        ),
+        Section("Run metadata", (Table("Runs and results files", metadata_table(both), _META_NOTE),)),
     ]
     return Document("odebench report", command, tuple(str(s) for s in sources), tuple(sections))
+
+
+def _training_sections(runs: pd.DataFrame, curves, styles, figures_dir: Path) -> list[Section]:
+    finished = int((runs["status"] == "ok").sum())
+    summary = (
+        f"{len(runs)} training runs: {finished} finished, {len(runs) - finished} stopped early; studies "
+        f"{', '.join(sorted(set(runs['study'])))}; methods {', '.join(method_order(runs['method']))}; "
+        f"{runs['group'].nunique()} group(s) of runs that differ in the method and the seed alone."
+    )
+    curves = curves if curves is not None else pd.DataFrame(columns=["case_id", "study", "method"])
+    findings = findings_table(training_findings(runs, curves))
+    return [
+        Section("Training", (summary,)),
+        Section(
+            "Training findings",
+            (Table("Published training claims checked on this run", findings, _TRAINING_FINDINGS_NOTE),),
+        ),
+        Section(
+            "Training: final metrics",
+            (Table("Per group and method", final_metrics_table(runs), _FINAL_NOTE),),
+        ),
+        Section(
+            "Training curves",
+            tuple(plots.training_curves(curves, runs, styles, figures_dir)) or (_NO_CURVES,),
+        ),
+    ]
+
+
+def _as_records(runs: pd.DataFrame) -> pd.DataFrame:
+    """Training runs in the shape the failure, warning and metadata tables read."""
+    return runs.assign(task=runs["study"], label=[_training_label(r) for r in runs.to_dict("records")])
+
+
+def _training_label(row: dict) -> str:
+    done = row.get("iterations_done")
+    where = "" if done is None or pd.isna(done) else f" (stopped after {int(done)} iterations)"
+    return f"{row['study']}/{row['method']}/{row['solver']}/{row['setting']}/seed={row['seed']}{where}"
 
 
 def _summary(df: pd.DataFrame, ok: pd.DataFrame) -> list[Block]:
@@ -165,6 +224,21 @@ _MEASURED_NOTE = (
     "no successful case."
 )
 _WARNINGS_NOTE = "Each distinct warning, how many cases raised it, and the first of them."
+_TRAINING_FINDINGS_NOTE = (
+    "Each training claim from the literature recomputed on this run's finished training runs, "
+    "comparing only runs that differ in the method (or, for SONODE vs ANODE, in the model) "
+    "alone, the seed included; n is the number of such pairs. 'insufficient evidence': fewer "
+    f"than {MIN_CASES} pairs. Training times come from separate processes (up to 1.7x apart on "
+    "this machine class for the same work): cost claims are read on evaluation counts first."
+)
+_FINAL_NOTE = (
+    "One row per group (study · solver · setting · dtype · device · budget) and method: "
+    "finished of all runs, then medians over seeds; in brackets the median over seeds of the "
+    "ratio to naive's run with the same seed. Held-out: the study's held-out metric (lower is "
+    "better); time to target: training time until the smoothed loss first reached the study's "
+    "target; gradient error: median over the checked iterations against a float64 reference."
+)
+_NO_CURVES = "No training run reported a curve point."
 _FAILED_NOTE = (
     "Cases that did not complete, with their status and error message; they are missing from the figures."
 )

@@ -53,7 +53,7 @@ def check_all(ok: pd.DataFrame) -> list[Finding]:
     ]
 
 
-def _spread(values: pd.Series, pattern: str) -> str:
+def spread(values: pd.Series, pattern: str) -> str:
     """``median M (IQR a to b, range c to d)`` of `values`."""
     q = values.quantile([0.25, 0.5, 0.75])
     return (
@@ -88,7 +88,7 @@ def seminorm_backward_nfe(ok: pd.DataFrame) -> Finding:
     too_few = _too_few(claim, source, len(cut), "cases")
     if too_few:
         return too_few
-    measured = f"{_spread(cut, '{:.0%}')} fewer backward NFE over n = {len(cut)} cases ({_by_solver(pairs)})"
+    measured = f"{spread(cut, '{:.0%}')} fewer backward NFE over n = {len(cut)} cases ({_by_solver(pairs)})"
     median = cut.median()
     verdict = HOLDS if median >= 0.2 else PARTLY if median > 0 else FAILS
     return Finding(claim, source, measured, verdict, len(cut))
@@ -118,7 +118,7 @@ def lower_error_than_adjoint(ok: pd.DataFrame, method: str, source: str) -> Find
     ratio = pairs["grad_rel_error_a"] / pairs["grad_rel_error_b"]
     measured = (
         f"lower in {int(lower.sum())} of n = {len(lower)} adaptive cases ({lower.mean():.0%}; "
-        f"{_by_solver(pairs)}); error ratio {method}/adjoint {_spread(ratio, '{:.2g}')}"
+        f"{_by_solver(pairs)}); error ratio {method}/adjoint {spread(ratio, '{:.2g}')}"
     )
     if unresolved.any():
         measured += f"; {int(unresolved.sum())} cases with both at reference resolution left out"
@@ -144,7 +144,7 @@ def discrete_exact(ok: pd.DataFrame) -> Finding:
     exact = error <= DISCRETE_EXACT
     measured = (
         f"within {DISCRETE_EXACT:g} in {int(exact.sum())} of n = {len(rows)} cases; discrete-exact error "
-        f"{_spread(error, '{:.1e}')}"
+        f"{spread(error, '{:.1e}')}"
     )
     verdict = HOLDS if exact.all() else PARTLY if exact.mean() >= 0.75 else FAILS
     return Finding(claim, source, measured, verdict, len(rows))
@@ -178,7 +178,7 @@ def memory_order(ok: pd.DataFrame) -> Finding:
     measured = (
         f"in order (each step below the next by more than {MEMORY_NOISE:.0%}) in {int(in_order.sum())} of "
         f"n = {len(large)} cases with at least {LARGE_STEPS} forward steps ({_by_solver(large)}); "
-        f"symplectic/aca {_spread(sym / aca, '{:.2f}')}, aca/naive {_spread(aca / naive, '{:.2f}')}; "
+        f"symplectic/aca {spread(sym / aca, '{:.2f}')}, aca/naive {spread(aca / naive, '{:.2f}')}; "
         f"least favourable: {worst['problem']} {worst['solver']} {worst['setting']}, "
         f"symplectic {_mib(worst['peak_memory_bytes_a'])} vs aca {_mib(worst['peak_memory_bytes_b'])}"
     )
