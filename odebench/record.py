@@ -125,7 +125,9 @@ class Record:
     at least 10x the reference's own error estimate, so the number says only "below that".
     ``reference_hash`` names the content of the reference the errors were scored against.
     Times are the median and interquartile range over ``repeats`` runs after a warm-up.
-    Memory is the peak of forward plus backward above the pre-case baseline. ``warnings`` are
+    Memory is the peak of forward plus backward above the pre-case baseline. ``wall_time_s`` is
+    the whole case and ``stage_times_s`` its stages (build, counted run, reference, discrete-exact
+    check, timing, memory run): the harness's own cost. ``warnings`` are
     the distinct warnings raised while the case ran (a worker's stderr is not read by anyone).
     """
 
@@ -161,6 +163,7 @@ class Record:
     peak_memory_bytes: int | None = None
     memory_backend: str | None = None
     wall_time_s: float | None = None
+    stage_times_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 

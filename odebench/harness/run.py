@@ -15,6 +15,7 @@ Failures become a Record with a status; whatever was measured before the failure
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 import warnings
@@ -153,8 +154,27 @@ def run_case(case: Case, *, cache_dir=None) -> Record:
     return Record(case=case, case_id=case.case_id, status=status, error=error, **measured)
 
 
+class _Stages:
+    """Wall seconds per stage of a case, kept in the record (``stage_times_s``) so the harness's
+    own cost can be read off any results file."""
+
+    def __init__(self, measured: dict[str, Any]) -> None:
+        self.times: dict[str, float] = {}
+        measured["stage_times_s"] = self.times
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[name] = time.perf_counter() - started
+
+
 def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
-    prepared = prepare(case)
+    stage = _Stages(measured)
+    with stage("build"):
+        prepared = prepare(case)
     method, problem = prepared.method, prepared.problem
     caps = method.capabilities
     measured.update(method_backend=caps.backend, exact_discrete_gradient=caps.exact_discrete_gradient)
@@ -165,9 +185,9 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     counted = CountedField(problem.func)
     y0 = problem.y0.detach().clone().requires_grad_(True)
     try:
-        with counted.phase("forward"):
+        with stage("counted_run"), counted.phase("forward"):
             loss = problem.loss(prepared.solve(counted, y0))
-        with counted.phase("backward"):
+        with stage("counted_run_backward"), counted.phase("backward"):
             flat = flat_gradient(counted, y0, loss)
     finally:
         forward, backward = counted.counts["forward"], counted.counts["backward"]
@@ -183,7 +203,8 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     _check_finite(loss, flat)
 
     # 2. reference (after the method, so a failing method fails as itself)
-    reference = references.reference_gradient(case.task, case.size, case.seed, cache_dir=cache_dir)
+    with stage("reference"):
+        reference = references.reference_gradient(case.task, case.size, case.seed, cache_dir=cache_dir)
     measured.update(
         reference_kind=reference.kind,
         reference_error=reference.error_estimate,
@@ -203,7 +224,8 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
 
     # 3. discrete-exact gradient on the very grid the forward solve took
     if caps.torchdiffeq_grid:
-        measured["grad_rel_error_discrete"] = _rel(flat, _discrete_exact(prepared))
+        with stage("discrete_exact"):
+            measured["grad_rel_error_discrete"] = _rel(flat, _discrete_exact(prepared))
 
     # 4. timing, on the bare field
     def forward_run():
@@ -214,9 +236,10 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
         solution, y = out
         torch.autograd.grad(problem.loss(solution), [y, *problem.func.parameters()], allow_unused=True)
 
-    timing = time_forward_backward(
-        forward_run, backward_run, repeats=case.repeats, warmup=1, device=case.device
-    )
+    with stage("timing"):
+        timing = time_forward_backward(
+            forward_run, backward_run, repeats=case.repeats, warmup=1, device=case.device
+        )
     measured.update(
         time_forward_s=timing.forward.median,
         time_forward_iqr_s=timing.forward.iqr,
@@ -225,8 +248,9 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     )
 
     # 5. peak memory of one forward plus backward, from a collected heap
-    gc.collect()
-    _, peak, backend = measure_peak(lambda: backward_run(forward_run()), case.device)
+    with stage("memory"):
+        gc.collect()
+        _, peak, backend = measure_peak(lambda: backward_run(forward_run()), case.device)
     measured.update(peak_memory_bytes=peak, memory_backend=backend)
 
 

@@ -75,7 +75,11 @@ class Worker:
         if self._stderr is None:
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the worker)
         # One hash seed for every template: the same case meets the same dict layouts each run.
-        env = {"PYTHONHASHSEED": "0", **os.environ}
+        # NumPy's and SciPy's OpenBLAS start a thread pool when imported; a thread in the
+        # template makes fork unsafe (a child can inherit a held lock and hang), so BLAS runs
+        # single-threaded and the template stays one thread (torch starts its own pool lazily,
+        # in the child, with --threads threads).
+        env = {"PYTHONHASHSEED": "0", **os.environ, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0, env=env
         )
@@ -249,6 +253,36 @@ def _run_forked(kind: Kind, case, timeout: float | None, cache_dir: str | None) 
     return answer
 
 
+def _warm_up() -> None:
+    """Differentiate a tiny solve with every core method once, in the template.
+
+    Their first backward imports modules lazily (torch's ``autograd.grad`` pulls in sympy through
+    ``torch.fx``: 0.6-1.2 s per case here). Paid once in the template, every forked case
+    inherits it instead of paying it in its counted run. One thread, no pools: still fork-safe.
+    """
+    import torch
+
+    from odebench import methods
+
+    class Field(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Parameter(-torch.eye(2, dtype=torch.float64))
+
+        def forward(self, t, y):
+            return y @ self.a
+
+    field = Field()
+    t = torch.tensor([0.0, 0.1, 0.2], dtype=torch.float64)
+    for name in methods.CORE:
+        method = methods.get(name)
+        for solver, options in (("dopri5", None), ("rk4", {"step_size": 0.1})):
+            if method.supports(solver):
+                y0 = torch.ones(2, dtype=torch.float64, requires_grad=True)
+                solution = method.odeint(field, y0, t, solver=solver, options=options)
+                torch.autograd.grad(solution.sum(), [y0, field.a], torch.ones((), dtype=torch.float64))
+
+
 def _serve(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="odebench.harness.worker")
     parser.add_argument("--threads", type=int, default=1)
@@ -265,6 +299,7 @@ def _serve(argv: Sequence[str] | None = None) -> None:
     from odebench.plugins import load_plugins
 
     torch.set_num_threads(args.threads)
+    _warm_up()
     load_plugins(args.plugin)
     # A process that has initialised CUDA cannot hand it to a fork; a plug-in that touched the
     # GPU at import makes the template run its cases itself.

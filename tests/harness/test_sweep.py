@@ -181,3 +181,18 @@ def test_a_cases_peak_memory_does_not_depend_on_the_cases_before_it(tmp_path):
         (record,) = [r for r in result.records if r.case_id == target.case_id]
         peaks.append(record.peak_memory_bytes)
     assert abs(peaks[1] - peaks[0]) <= 0.03 * peaks[0], peaks
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_template_worker_is_one_thread_so_forking_it_is_safe(tmp_path):
+    """A thread in the forking process (OpenBLAS starts pools on import) can leave a child a held
+    lock; the template keeps BLAS single-threaded and runs no case itself."""
+    from odebench.harness.worker import Worker
+
+    worker = Worker(cache_dir=str(tmp_path))
+    try:
+        record = worker.run(case(method="aca"), timeout=120)
+        assert record.status == "ok"
+        assert len(os.listdir(f"/proc/{worker._process.pid}/task")) == 1
+    finally:
+        worker.close()
