@@ -1,7 +1,12 @@
 """asv benchmarks of the gradient methods, thin over odebench's harness.
 
-`TimeMethods` times the forward solve and the backward pass separately: its ``setup`` builds
-the problem (and, for the backward, runs the forward), so a timed call does one phase only.
+`RatioMethods` and `RatioPeers` track time *ratios* measured the steady way: every method timed
+against a baseline round by round in one process (`odebench.harness.ratios`, unit "ratio"). On
+this machine class the same work's time moves by up to 1.7x between processes, the ratios by a
+few percent: these are the benchmarks to watch with `asv continuous` (docs/benchmarking.md).
+`TimeMethods` times the forward solve and the backward pass separately (informative only on a
+quiet, dedicated machine): its ``setup`` builds the problem (and, for the backward, runs the
+forward), so a timed call does one phase only.
 `TrackMethods` records what ``run_case`` measures and asv's own timers cannot: function
 evaluations, gradient error and peak memory of forward plus backward (asv's ``peakmem_`` is the
 whole process's high-water mark, torch import included, so memory comes from the Record).
@@ -19,6 +24,7 @@ import torch
 
 from odebench import methods, tasks
 from odebench.harness import prepare, run_case
+from odebench.harness.ratios import RatioCase, run_ratios
 from odebench.record import Case, Record
 
 torch.set_num_threads(1)
@@ -117,3 +123,57 @@ class TrackMethods:
         return peak
 
     track_peak_memory.unit = "bytes"
+
+
+#: The contenders of the ratio benchmarks, timed against naive on each task at rtol 1e-6.
+RATIO_METHODS = ["adjoint", "seminorm", "aca", "symplectic"]
+#: Native methods and the installed peer of the same method they are timed against.
+PEERS = {"aca": "aca@torchdiffeqpack"}
+RATIO_PARAMS, RATIO_PARAM_NAMES = [TASKS, RATIO_METHODS], ["task", "method"]
+PEER_PARAMS, PEER_PARAM_NAMES = [list(PEERS)], ["method"]
+
+
+def _ratios(task: str, contenders: tuple[str, ...], baseline: str) -> dict[str, float]:
+    record = run_ratios(RatioCase(task=task, methods=contenders, baseline=baseline, rtol=1e-6))
+    if record.status != "ok":
+        raise RuntimeError(f"{record.case.label()}: {record.status}: {record.error}")
+    return record.ratios
+
+
+class RatioMethods:
+    """Each core method's forward + backward time over naive's, interleaved (unit: ratio)."""
+
+    params = RATIO_PARAMS
+    param_names = RATIO_PARAM_NAMES
+    timeout = 600
+
+    def setup_cache(self) -> dict[str, dict[str, float]]:
+        return {task: _ratios(task, tuple(RATIO_METHODS), "naive") for task in TASKS}
+
+    setup_cache.timeout = 1200
+
+    def track_ratio_to_naive(self, cache, task: str, method: str) -> float:
+        return cache[task][method]
+
+    track_ratio_to_naive.unit = "ratio"
+
+
+class RatioPeers:
+    """Each native method's time over the installed peer of the same method, interleaved."""
+
+    params = PEER_PARAMS
+    param_names = PEER_PARAM_NAMES
+    timeout = 600
+
+    def setup_cache(self) -> dict[str, float]:
+        installed = {m: p for m, p in PEERS.items() if p in methods.names()}
+        return {m: _ratios("mlp", (m,), peer)[m] for m, peer in installed.items()}
+
+    def setup(self, cache, method: str) -> None:
+        if method not in cache:
+            raise NotImplementedError(f"{PEERS[method]} is not installed")  # asv: skipped
+
+    def track_ratio_to_peer(self, cache, method: str) -> float:
+        return cache[method]
+
+    track_ratio_to_peer.unit = "ratio"

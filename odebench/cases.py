@@ -60,12 +60,15 @@ def resolve(case: Case, *, atol_ratio: float = ATOL_RATIO) -> Case:
     return replace(case, size=size, rtol=None, atol=None, step_size=step, max_steps=None)
 
 
-def infeasible(case: Case) -> str | None:
-    """Why the resolved `case` cannot run (unsupported pair, tolerance the dtype cannot meet)."""
-    method = methods.get(case.method)
-    if not method.supports(case.solver):
-        supported = ", ".join(method.solvers())
-        return f"{case.method} does not support solver {case.solver} (it supports: {supported})"
+def infeasible(case) -> str | None:
+    """Why the resolved `case` cannot run (a method without that solver, a tolerance the dtype
+    cannot meet). Any kind of case: a ratio case names several methods and a baseline."""
+    names = (*case.methods, case.baseline) if hasattr(case, "methods") else (case.method,)
+    for name in names:
+        method = methods.get(name)
+        if not method.supports(case.solver):
+            supported = ", ".join(method.solvers())
+            return f"{name} does not support solver {case.solver} (it supports: {supported})"
     if case.rtol is not None:
         return solvers.tolerance_problem(case.rtol, torch_dtype(case.dtype))
     return None

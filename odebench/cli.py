@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"peak memory (default {default.memory_factor:g})",
     )
     compare.add_argument("--time-factor", type=_floats, help="also judge absolute times (not by default)")
+    compare.add_argument(
+        "--interleaved-factor",
+        type=_floats,
+        default=default.interleaved_factor,
+        help=f"interleaved time ratios (default {default.interleaved_factor:g})",
+    )
     compare.add_argument("--out", help="also write the comparison as markdown")
     return parser
 
@@ -365,12 +371,16 @@ def _report(args, command: str) -> int:
 
 def _compare(args) -> int:
     from odebench.report import compare, render_comparison
-    from odebench.results import load
+    from odebench.results import load, load_ratios
 
     policy = Policy(
-        ratio_factor=args.ratio_factor, memory_factor=args.memory_factor, time_factor=args.time_factor
+        ratio_factor=args.ratio_factor,
+        memory_factor=args.memory_factor,
+        time_factor=args.time_factor,
+        interleaved_factor=args.interleaved_factor,
     )
-    comparison = compare(load(args.base), load(args.new), policy)
+    ratios = {"base_ratios": load_ratios(args.base), "new_ratios": load_ratios(args.new)}
+    comparison = compare(load(args.base), load(args.new), policy, **ratios)
     markdown = render_comparison(comparison)
     print(markdown)
     if args.out:

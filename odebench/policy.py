@@ -36,9 +36,10 @@ class Policy:
     memory_floor_bytes: int = 32 * 1024
     ratio_factor: float | None = None
     time_factor: float | None = None
+    interleaved_factor: float | None = 1.3
 
     def __post_init__(self) -> None:
-        for name in ("memory_factor", "ratio_factor", "time_factor"):
+        for name in ("memory_factor", "ratio_factor", "time_factor", "interleaved_factor"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 1):
                 raise InvalidInputError(f"{name} must be a finite number >= 1, got {value}")

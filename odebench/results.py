@@ -2,7 +2,7 @@
 
 File format (schema 2)
 ----------------------
-UTF-8 text, one JSON object per line, each line ending in ``\\n``. Three kinds of line:
+UTF-8 text, one JSON object per line, each line ending in ``\\n``. Four kinds of line:
 
 ``{"type": "header", "schema": 2, "metadata": {...}}``
     Opens a session of writing. ``metadata`` is the run's metadata
@@ -15,6 +15,10 @@ UTF-8 text, one JSON object per line, each line ending in ``\\n``. Three kinds o
     One gradient measurement: the `Case` fields, then the `Record` fields (``case_id``,
     ``status``, ``error``, ... ``extra``), flat. ``run_id`` is the one of the header the record
     was written under, which is always the nearest header above it.
+
+``{"type": "ratio", "run_id": "...", <RatioRecord.to_dict()>}``
+    Same-run time ratios (`odebench.harness.ratios`): the `RatioCase` fields and, per method,
+    the median over interleaved rounds of its time over the baseline's, with quartiles.
 
 ``{"type": "training", "run_id": "...", <TrainingRecord.to_dict()>}``
     One training run (`odebench.training`): the `TrainingCase` fields, its final metrics, and
@@ -78,6 +82,7 @@ __all__ = [
     "ResultsWriter",
     "load",
     "load_curves",
+    "load_ratios",
     "load_records",
     "load_training",
     "read_metadata",
@@ -235,7 +240,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 #: The line types that hold records.
-LINE_TYPES = ("record", "training")
+LINE_TYPES = ("record", "training", "ratio")
 
 
 @dataclass
@@ -406,6 +411,50 @@ def load_curves(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
     frame["iteration"] = frame["iteration"].astype("Int64")
     return frame
+
+
+def load_ratios(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
+    """Same-run time ratios (`odebench.harness.ratios`), one row per case and method.
+
+    Columns: the `RatioCase` fields (``methods`` joined by ``+``), ``case_id``, ``status``,
+    ``error``, ``method``, ``ratio``, ``ratio_q25``, ``ratio_q75``, ``baseline_time_s``,
+    ``run_id`` and ``source``. A failed case gives one row with ``method`` None.
+    """
+    from odebench.harness.ratios import RatioCase
+
+    keys = [f.name for f in fields(RatioCase)]
+    rows = []
+    for path in _expand(paths):
+        for row, _, _ in _read(path).entries["ratio"]:
+            head = {k: row.get(k) for k in keys}
+            head["methods"] = "+".join(head["methods"] or ())
+            head.update({k: row.get(k) for k in ("case_id", "status", "error", "baseline_time_s", "run_id")})
+            head["source"] = str(path)
+            ratios = row.get("ratios") or {}
+            for method in ratios or [None]:
+                rows.append(
+                    {
+                        **head,
+                        "method": method,
+                        "ratio": ratios.get(method),
+                        "ratio_q25": (row.get("ratios_q25") or {}).get(method),
+                        "ratio_q75": (row.get("ratios_q75") or {}).get(method),
+                    }
+                )
+    columns = [
+        *keys,
+        "case_id",
+        "status",
+        "error",
+        "baseline_time_s",
+        "run_id",
+        "source",
+        "method",
+        "ratio",
+        "ratio_q25",
+        "ratio_q75",
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _frame(paths, line_type: str, fields_: tuple[str, ...], dtypes: dict[str, str], drop=()) -> pd.DataFrame:

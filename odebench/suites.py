@@ -29,6 +29,9 @@ from dataclasses import dataclass, field, replace
 from odebench import methods, solvers, studies, tasks
 from odebench.cases import infeasible, resolve
 from odebench.errors import InvalidInputError
+from odebench.harness.ratios import ROUNDS as RATIO_ROUNDS
+from odebench.harness.ratios import RatioCase
+from odebench.harness.ratios import resolve as resolve_ratios
 from odebench.methods import CORE
 from odebench.record import ATOL_RATIO, MAX_STEPS, Case
 from odebench.registry import Registry
@@ -164,6 +167,50 @@ class StudyGrid:
                     **(dict(rtol=value) if adaptive else dict(step_size=value)),
                 )
                 out.add(resolve_training(case, atol_ratio=settings.atol_ratio))
+        return out
+
+
+@dataclass(frozen=True)
+class RatioGrid:
+    """Same-run time ratios: per problem and setting, `methods` timed against `baseline`
+    interleaved round by round (`odebench.harness.ratios`); defaults as for `Grid`."""
+
+    tasks: tuple[str, ...]
+    methods: tuple[str, ...] = ("adjoint", "seminorm", "aca", "symplectic")
+    baseline: str = "naive"
+    solvers: tuple[str, ...] = ("dopri5",)
+    rtols: tuple[float | None, ...] = (None,)
+    sizes: tuple[int | None, ...] = (None,)
+    step_sizes: tuple[float | None, ...] = (None,)
+    dtypes: tuple[str, ...] = ("float64",)
+    devices: tuple[str, ...] = ("cpu",)
+    seeds: tuple[int, ...] = (0,)
+    rounds: int = RATIO_ROUNDS
+
+    def expand(self, settings: Settings, repeats: int, into: Expansion | None = None) -> Expansion:
+        """One ratio case per problem and setting, with the methods that support the solver."""
+        out = Expansion() if into is None else into
+        for task, solver, dtype, device, seed in itertools.product(
+            self.tasks, self.solvers, self.dtypes, self.devices, self.seeds
+        ):
+            adaptive = solvers.get(solver).adaptive
+            contenders = tuple(m for m in self.methods if methods.get(m).supports(solver))
+            for size in self.sizes or tasks.get(task).sizes:
+                for value in self.rtols if adaptive else self.step_sizes:
+                    case = RatioCase(
+                        task=task,
+                        methods=contenders,
+                        baseline=self.baseline,
+                        solver=solver,
+                        size=size,
+                        dtype=dtype,
+                        device=device,
+                        seed=seed,
+                        max_steps=settings.max_steps,
+                        rounds=self.rounds,
+                        **(dict(rtol=value) if adaptive else dict(step_size=value)),
+                    )
+                    out.add(resolve_ratios(case))
         return out
 
 
@@ -328,11 +375,22 @@ def _full() -> list[Grid]:
     ]
 
 
-def _gate() -> list[Grid]:
+def _gate() -> list[Grid | RatioGrid]:
     return [
         Grid(tasks=("linear", "spiral", "mlp"), rtols=(1e-6,)),
         Grid(tasks=("linear", "mlp"), solvers=("rk4",)),
+        # Time ratios, interleaved: every core method against naive, the native ACA against
+        # TorchDiffEqPack's where that peer is installed.
+        RatioGrid(tasks=("linear", "mlp"), rtols=(1e-6,)),
+        *(
+            [RatioGrid(tasks=("mlp",), methods=("aca",), baseline=PEER_ACA)]
+            if PEER_ACA in methods.names()
+            else []
+        ),
     ]
+
+
+PEER_ACA = "aca@torchdiffeqpack"
 
 
 registry.register(
@@ -359,7 +417,8 @@ registry.register(
     "gate",
     Suite(
         "gate",
-        "the CI gate: linear, spiral, mlp x 5 core methods x dopri5 at rtol 1e-6; rk4 on linear, mlp",
+        "the CI gate: linear, spiral, mlp x 5 core methods x dopri5 at rtol 1e-6; rk4 on linear, mlp; "
+        "interleaved time ratios to naive (and of aca to its TorchDiffEqPack peer)",
         "about 40 seconds on 2 CPU cores",
         _gate,
     ),

@@ -15,7 +15,7 @@ from odebench.harness.sweep import run_sweep
 from odebench.methods.adjoint import Adjoint
 from odebench.record import Case
 from odebench.report import compare, render_comparison
-from odebench.results import load
+from odebench.results import load, load_ratios
 
 BASELINE = Path(__file__).resolve().parents[1] / "results" / "baseline.jsonl"
 
@@ -27,21 +27,26 @@ def committed():
 
 @pytest.fixture(scope="module")
 def current(tmp_path_factory):
-    """One run of the gate suite as `make gate` runs it (about 40 s on 2 cores)."""
+    """One run of the gate suite as `make gate` runs it (about 1.5 minutes on 2 cores)."""
     out = tmp_path_factory.mktemp("gate") / "gate.jsonl"
     run_sweep(suites.plan("gate").cases, out, metadata=collect_metadata(), progress=False)
-    return load(out)
+    return out
 
 
 def test_the_baseline_is_the_gate_suite_all_ok(committed):
-    assert set(committed["case_id"]) == {case.case_id for case in suites.plan("gate").cases}
-    assert (committed["status"] == "ok").all()
+    ratios = load_ratios(BASELINE)
+    recorded = set(committed["case_id"]) | set(ratios["case_id"])
+    assert recorded == {case.case_id for case in suites.plan("gate").cases}
+    assert (committed["status"] == "ok").all() and (ratios["status"] == "ok").all()
+    assert len(committed) == 23 and len(ratios) == 4 + 4 + 1  # ratio rows: one per method
 
 
 def test_the_gate_passes_on_the_committed_baseline(committed, current):
-    result = compare(committed, current)
+    result = compare(
+        committed, load(current), base_ratios=load_ratios(BASELINE), new_ratios=load_ratios(current)
+    )
     assert not result.regressed, render_comparison(result)
-    assert result.n_common == len(committed) == 23
+    assert result.n_common == 23 + 9
 
 
 class LooseAdjoint(Adjoint):
@@ -83,3 +88,29 @@ def load_records_frame(records, tmp_path):
         for record in records:
             writer.write(record)
     return load(path)
+
+
+def test_a_method_slower_relative_to_naive_fails_the_interleaved_ratio_gate(committed, monkeypatch):
+    """ACA made to take twice its time (a sleep as long as its own work): its interleaved ratio
+    to naive doubles, past the policy's factor, whatever the machine's load does to both."""
+    import time
+
+    from odebench.harness.ratios import RatioCase, run_ratios
+    from odebench.methods.aca import ACA
+
+    class SlowACA(ACA):
+        def _odeint(self, func, y0, t, **kw):
+            started = time.perf_counter()
+            solution = super()._odeint(func, y0, t, **kw)
+            time.sleep(2 * (time.perf_counter() - started))  # its forward is about a third
+            return solution
+
+    real_get = methods.get
+    monkeypatch.setattr(methods, "get", lambda name: SlowACA() if name == "aca" else real_get(name))
+    record = run_ratios(RatioCase(task="mlp", methods=("aca",), rtol=1e-6))
+    base = load_ratios(BASELINE)
+    base = base[(base["task"] == "mlp") & (base["baseline"] == "naive") & (base["method"] == "aca")]
+    new = base.assign(ratio=record.ratios["aca"])
+    result = compare(committed.iloc[:0], committed.iloc[:0], base_ratios=base, new_ratios=new)
+    (delta,) = result.regressions
+    assert delta.metric == "interleaved_ratio" and delta.new > 1.3 * delta.base, render_comparison(result)

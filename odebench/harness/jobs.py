@@ -1,4 +1,5 @@
-"""The kinds of work a sweep runs: a gradient case or a training run, behind one interface.
+"""The kinds of work a sweep runs: a gradient case, a training run or a same-run time ratio,
+behind one interface.
 
 A job kind names its case type, the record it produces (and that record's line in a results
 file), the function that runs it, and how a case is completed (`resolve`). The worker, the
@@ -60,6 +61,13 @@ KINDS = {
         runner="odebench.training.run:run_training",
         resolver="odebench.training.case:resolve",
         streams=True,
+    ),
+    "ratio": Kind(
+        "ratio",
+        case_type="odebench.harness.ratios:RatioCase",
+        record_type="odebench.harness.ratios:RatioRecord",
+        runner="odebench.harness.ratios:run_ratios",
+        resolver="odebench.harness.ratios:resolve",
     ),
 }
 

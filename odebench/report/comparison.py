@@ -14,7 +14,10 @@ baseline results file). Cases are joined on ``case_id``. What a policy judges:
 * **same-run time ratios**: each method's forward + backward time over naive's on the same
   case *measured in the same run*, beyond ``ratio_factor``, when it is set;
 * **absolute times**: beyond ``time_factor``, when it is set (on this machine class the same
-  work's median time differs by up to 1.7x between processes).
+  work's median time differs by up to 1.7x between processes);
+* **interleaved time ratios** (ratio records, `odebench.harness.ratios`): each method's time over
+  the baseline's timed round by round in one process, beyond ``interleaved_factor``. These are
+  steady enough to judge by default.
 
 The defaults are the measured noise of this machine class with margin (`odebench.policy`).
 """
@@ -110,30 +113,86 @@ class Comparison:
         return bool(self.improvements)
 
 
-def compare(base: pd.DataFrame, new: pd.DataFrame, policy: Policy = DEFAULT_POLICY) -> Comparison:
-    """Compare two results frames (one row per Record) case by case under `policy`.
+def compare(
+    base: pd.DataFrame,
+    new: pd.DataFrame,
+    policy: Policy = DEFAULT_POLICY,
+    *,
+    base_ratios: pd.DataFrame | None = None,
+    new_ratios: pd.DataFrame | None = None,
+) -> Comparison:
+    """Compare two runs case by case under `policy`.
 
-    A frame without records is refused: an empty run says nothing and must not pass.
+    Args:
+        base, new: gradient records (`odebench.results.load`).
+        base_ratios, new_ratios: their same-run time ratios (`odebench.results.load_ratios`), if any.
+
+    A run without any record is refused: an empty run says nothing and must not pass.
     """
-    for name, frame in (("base", base), ("new", new)):
-        if frame.empty:
+    empty = pd.DataFrame(columns=["case_id", "method", "ratio", "status"])
+    base_ratios = empty if base_ratios is None else base_ratios
+    new_ratios = empty if new_ratios is None else new_ratios
+    for name, frame, ratios in (("base", base, base_ratios), ("new", new, new_ratios)):
+        if frame.empty and ratios.empty:
             raise InvalidInputError(f"the {name} results hold no records; nothing to compare")
-    b, n = _by_case(prepare(base)), _by_case(prepare(new))
-    common = sorted(b.index.intersection(n.index), key=lambda cid: (b.at[cid, "label"], cid))
     found: dict[str, list[Delta]] = {"regression": [], "improvement": [], "change": []}
-    for cid in common:
-        for kind, delta in _diff(cid, b.loc[cid], n.loc[cid], policy):
-            found[kind].append(delta)
+    only_in_base, only_in_new, n_common = [], [], 0
+    if not (base.empty and new.empty):
+        b, n = _by_case(prepare(base)), _by_case(prepare(new))
+        common = sorted(b.index.intersection(n.index), key=lambda cid: (b.at[cid, "label"], cid))
+        for cid in common:
+            for kind, delta in _diff(cid, b.loc[cid], n.loc[cid], policy):
+                found[kind].append(delta)
+        only_in_base += _refs(b, b.index.difference(n.index))
+        only_in_new += _refs(n, n.index.difference(b.index))
+        n_common += len(common)
+    if not (base_ratios.empty and new_ratios.empty):
+        b, n = _ratio_rows(base_ratios), _ratio_rows(new_ratios)
+        common = sorted(b.index.intersection(n.index), key=lambda key: b.at[key, "label"])
+        for key in common:
+            for kind, delta in _diff_ratio(b.loc[key], n.loc[key], policy):
+                found[kind].append(delta)
+        only_in_base += _refs(b, b.index.difference(n.index))
+        only_in_new += _refs(n, n.index.difference(b.index))
+        n_common += len(common)
     return Comparison(
         regressions=tuple(found["regression"]),
         improvements=tuple(found["improvement"]),
         changes=tuple(found["change"]),
-        only_in_base=_refs(b, b.index.difference(n.index)),
-        only_in_new=_refs(n, n.index.difference(b.index)),
-        n_common=len(common),
+        only_in_base=tuple(only_in_base),
+        only_in_new=tuple(only_in_new),
+        n_common=n_common,
         policy=policy,
         runs=pd.DataFrame({"base": _meta(base), "new": _meta(new)}).reindex(_meta_order(base, new)),
     )
+
+
+def _ratio_rows(ratios: pd.DataFrame) -> pd.DataFrame:
+    """One row per ratio case and method, indexed ``case_id/method`` and labelled for reading."""
+    rows = ratios.copy()
+    rows["label"] = [
+        f"{task}/{method or methods} vs {baseline} ({solver}, rtol={rtol})"
+        for task, method, methods, baseline, solver, rtol in zip(
+            rows["task"], rows["method"], rows["methods"], rows["baseline"], rows["solver"], rows["rtol"]
+        )
+    ]
+    rows.index = rows["case_id"] + "/" + rows["method"].fillna("*").astype(str)
+    return rows[~rows.index.duplicated(keep="last")]
+
+
+def _diff_ratio(b: pd.Series, n: pd.Series, policy: Policy):
+    """A ratio case's status, and each method's interleaved ratio beyond the policy's factor."""
+    delta = lambda metric, bv, nv: Delta(b.name, n["label"], metric, _py(bv), _py(nv))
+    if b["status"] != n["status"]:
+        kind = "regression" if b["status"] == "ok" else "improvement" if n["status"] == "ok" else "change"
+        yield kind, delta("status", _status(b), _status(n))
+        return
+    bv, nv = plain(b["ratio"]), plain(n["ratio"])
+    if policy.interleaved_factor and bv is not None and nv is not None:
+        if nv > bv * policy.interleaved_factor:
+            yield "regression", delta("interleaved_ratio", bv, nv)
+        elif nv < bv / policy.interleaved_factor:
+            yield "improvement", delta("interleaved_ratio", bv, nv)
 
 
 def _by_case(df: pd.DataFrame) -> pd.DataFrame:
@@ -190,14 +249,12 @@ def _judge(metric: str, bv: float, nv: float, b: pd.Series, n: pd.Series, policy
 
 def _status(row: pd.Series) -> str:
     """The status, with the error's first line when there is one."""
-    error = first_line(row["error"], 160)
+    error = first_line(row.get("error"), 160)
     return row["status"] if not error else f"{row['status']}: {error}"
 
 
-def _refs(df: pd.DataFrame, ids: pd.Index) -> tuple[CaseRef, ...]:
-    return tuple(
-        sorted((CaseRef(cid, df.at[cid, "label"]) for cid in ids), key=lambda r: (r.label, r.case_id))
-    )
+def _refs(df: pd.DataFrame, ids: pd.Index) -> list[CaseRef]:
+    return sorted((CaseRef(cid, df.at[cid, "label"]) for cid in ids), key=lambda r: (r.label, r.case_id))
 
 
 def _meta(frame: pd.DataFrame) -> pd.Series:

@@ -18,9 +18,12 @@ def summary_table(records: Sequence) -> str:
         return "no cases were run"
     gradient = [r for r in records if r.LINE == "record"]
     training = [r for r in records if r.LINE == "training"]
+    ratios = [r for r in records if r.LINE == "ratio"]
     tables = [_gradient_rows(gradient)] if gradient else []
     if training:
         tables.append(_training_rows(training))
+    if ratios:
+        tables.append(_ratio_rows(ratios))
     notes = (
         ["* at reference resolution: the error is below 10x the reference's own error estimate"]
         if gradient
@@ -40,6 +43,28 @@ def summary_table(records: Sequence) -> str:
     if overhead:
         notes.append(overhead)
     return "\n\n".join([*tables, *(["\n".join(notes)] if notes else [])])
+
+
+def _ratio_rows(records: Sequence) -> str:
+    rows = []
+    for r in records:
+        c = r.case
+        for method in c.methods:
+            rows.append(
+                {
+                    "problem": problem_label(c.task, c.size),
+                    "method": method,
+                    "vs": c.baseline,
+                    "solver": c.solver,
+                    "setting": setting_label(c.step_size, c.rtol, c.atol),
+                    "status": r.status,
+                    "ratio": fmt(r.ratios.get(method), "{:.3f}"),
+                    "q25": fmt(r.ratios_q25.get(method), "{:.3f}"),
+                    "q75": fmt(r.ratios_q75.get(method), "{:.3f}"),
+                    "rounds": c.rounds,
+                }
+            )
+    return "interleaved time ratios (median over rounds):\n" + pd.DataFrame(rows).to_string(index=False)
 
 
 def _training_rows(records: Sequence) -> str:

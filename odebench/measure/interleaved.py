@@ -1,0 +1,86 @@
+"""Time ratios measured the steady way: contenders interleaved round by round in one process.
+
+On this machine class the median time of the same work differs by up to 1.7x from one process
+to the next, and within a process the load drifts over seconds; both move every contender of a
+round alike, so the ratio of two contenders timed in the same round cancels them. Each round runs
+every contender once (forward plus backward), in an order rotated from round to round so that
+none always runs first; a round's ratio is contender / baseline; the statistic is the median
+over rounds, with the quartiles beside it.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RatioStats:
+    """A contender's time over the baseline's, per round: median and quartiles over `rounds`."""
+
+    median: float
+    q25: float
+    q75: float
+    rounds: int
+
+    @classmethod
+    def of(cls, ratios: list[float]) -> RatioStats:
+        q25, q75 = np.percentile(ratios, [25, 75])
+        return cls(statistics.median(ratios), float(q25), float(q75), len(ratios))
+
+
+def interleaved_ratios(
+    runs: Mapping[str, Callable[[], None]],
+    baseline: str,
+    *,
+    rounds: int,
+    warmup: int = 1,
+    sync: Callable[[], None] = lambda: None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[dict[str, RatioStats], float]:
+    """Time each of `runs` once per round for `rounds` rounds; ratios to `baseline`.
+
+    Args:
+        runs: name -> a call that does one complete unit of work (e.g. forward and backward).
+        baseline: the name every ratio is taken against (it must be in `runs`).
+        rounds: timed rounds; `warmup` untimed rounds run first.
+        sync: waits for queued device work (CUDA), called around every timed call.
+        clock: seconds as a float (a test may inject a fake).
+
+    Returns:
+        ``({name: RatioStats}, baseline's median seconds)``; the baseline's own ratio is 1.
+    """
+    if baseline not in runs:
+        raise ValueError(f"baseline {baseline!r} is not among the runs: {', '.join(runs)}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    names = list(runs)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(warmup + rounds):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                sync()
+                start = clock()
+                runs[name]()
+                sync()
+                elapsed = clock() - start
+                if r >= warmup:
+                    seconds[name].append(elapsed)
+            gc.collect()  # between rounds, outside the timed calls
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    base = seconds[baseline]
+    ratios = {name: RatioStats.of([t / b for t, b in zip(seconds[name], base)]) for name in names}
+    return ratios, statistics.median(base)
+
+
+__all__ = ["RatioStats", "interleaved_ratios"]
