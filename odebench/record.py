@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 SCHEMA_VERSION = 2
 
@@ -114,8 +114,44 @@ class Case:
         return "/".join(parts)
 
 
+class RecordBase:
+    """What every kind of record shares (a gradient `Record`, a training run's, a time ratio's):
+    a status from `STATUSES`, a flat dict of its case's fields then its own, and back.
+
+    Subclasses are frozen dataclasses with ``case``, ``case_id``, ``status`` and ``error`` first,
+    and name their case type (``CASE_TYPE``) and results-file line type (``LINE``).
+    """
+
+    CASE_TYPE: ClassVar[type]
+    LINE: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown status {self.status!r}; valid: {', '.join(STATUSES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat dict: the case's fields first, then the measurements."""
+        row = asdict(self.case)
+        for f in fields(self):
+            if f.name != "case":
+                row[f.name] = getattr(self, f.name)
+        return row
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]):
+        case_names = {f.name for f in fields(cls.CASE_TYPE)}
+        case = cls.CASE_TYPE(**{k: v for k, v in row.items() if k in case_names})
+        known = {f.name for f in fields(cls)} - {"case"}
+        return cls(case=case, **{k: v for k, v in row.items() if k in known})
+
+    @classmethod
+    def failed(cls, case, status: str, error: str, **measured: Any):
+        """A record of a case that did not complete, keeping whatever was measured."""
+        return cls(case=case, case_id=case.case_id, status=status, error=error, **measured)
+
+
 @dataclass(frozen=True)
-class Record:
+class Record(RecordBase):
     """The outcome of one Case. Fields that could not be measured are None.
 
     Errors are relative 2-norm errors of the flattened gradient against the task's reference
@@ -167,32 +203,8 @@ class Record:
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    #: The type of its line in a results file.
+    CASE_TYPE = Case
     LINE = "record"
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"unknown status {self.status!r}; valid: {', '.join(STATUSES)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat dict: the case's fields first, then the measurements."""
-        row = asdict(self.case)
-        for f in fields(self):
-            if f.name != "case":
-                row[f.name] = getattr(self, f.name)
-        return row
-
-    @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> Record:
-        case_names = {f.name for f in fields(Case)}
-        case = Case(**{k: v for k, v in row.items() if k in case_names})
-        known = {f.name for f in fields(cls)} - {"case"}
-        return cls(case=case, **{k: v for k, v in row.items() if k in known})
-
-    @classmethod
-    def failed(cls, case: Case, status: str, error: str, **measured: Any) -> Record:
-        """A Record for a case that did not complete, keeping whatever was measured."""
-        return cls(case=case, case_id=case.case_id, status=status, error=error, **measured)
 
 
 CASE_FIELDS = tuple(f.name for f in fields(Case))

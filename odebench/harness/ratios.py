@@ -21,7 +21,7 @@ import torch
 from odebench.errors import OdebenchError, describe
 from odebench.measure.interleaved import interleaved_ratios
 from odebench.measure.timing import synchronizer
-from odebench.record import MAX_STEPS, STATUSES, Case, problem_label, setting_label
+from odebench.record import MAX_STEPS, Case, RecordBase, problem_label, setting_label
 
 #: Rounds of a ratio case unless it says otherwise (see docs/benchmarking.md for the choice).
 ROUNDS = 15
@@ -90,7 +90,7 @@ def resolve(case: RatioCase) -> RatioCase:
 
 
 @dataclass(frozen=True)
-class RatioRecord:
+class RatioRecord(RecordBase):
     """Per method: the median over rounds of its time over the baseline's, with quartiles."""
 
     case: RatioCase
@@ -105,31 +105,8 @@ class RatioRecord:
     warnings: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    #: The type of its line in a results file.
+    CASE_TYPE = RatioCase
     LINE = "ratio"
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"unknown status {self.status!r}; valid: {', '.join(STATUSES)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        row = asdict(self.case)
-        row["methods"] = list(self.case.methods)
-        for f in fields(self):
-            if f.name != "case":
-                row[f.name] = getattr(self, f.name)
-        return row
-
-    @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> RatioRecord:
-        case_names = {f.name for f in fields(RatioCase)}
-        case = RatioCase(**{k: v for k, v in row.items() if k in case_names})
-        known = {f.name for f in fields(cls)} - {"case"}
-        return cls(case=case, **{k: v for k, v in row.items() if k in known})
-
-    @classmethod
-    def failed(cls, case: RatioCase, status: str, error: str, **measured: Any) -> RatioRecord:
-        return cls(case=case, case_id=case.case_id, status=status, error=error, **measured)
 
 
 def run_ratios(case: RatioCase, *, cache_dir=None) -> RatioRecord:

@@ -22,7 +22,7 @@ import statistics
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from odebench.record import ATOL_RATIO, MAX_STEPS, STATUSES, setting_label
+from odebench.record import ATOL_RATIO, MAX_STEPS, RecordBase, setting_label
 
 #: Per-iteration columns of a curve, always present (None where not measured).
 CURVE_COLUMNS = (
@@ -121,7 +121,7 @@ def resolve(case: TrainingCase, *, atol_ratio: float = ATOL_RATIO) -> TrainingCa
 
 
 @dataclass(frozen=True)
-class TrainingRecord:
+class TrainingRecord(RecordBase):
     """The outcome of one TrainingCase. Fields that could not be measured are None.
 
     ``iterations_done`` counts the iterations completed: the budget for a finished run, the
@@ -158,27 +158,8 @@ class TrainingRecord:
     curve: dict[str, list] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    #: The type of its line in a results file.
+    CASE_TYPE = TrainingCase
     LINE = "training"
-
-    def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"unknown status {self.status!r}; valid: {', '.join(STATUSES)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat dict: the case's fields first, then the measurements and the curve."""
-        row = asdict(self.case)
-        for f in fields(self):
-            if f.name != "case":
-                row[f.name] = getattr(self, f.name)
-        return row
-
-    @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> TrainingRecord:
-        case_names = {f.name for f in fields(TrainingCase)}
-        case = TrainingCase(**{k: v for k, v in row.items() if k in case_names})
-        known = {f.name for f in fields(cls)} - {"case"}
-        return cls(case=case, **{k: v for k, v in row.items() if k in known})
 
     @classmethod
     def failed(cls, case: TrainingCase, status: str, error: str, **measured: Any) -> TrainingRecord:
@@ -191,7 +172,7 @@ class TrainingRecord:
             study = studies.get(case.study)
             points = [{name: point.get(name) for name in CURVE_COLUMNS} for point in partial]
             measured.update(summarise(points, study.smooth, study.target_loss))
-        return cls(case=case, case_id=case.case_id, status=status, error=error, **measured)
+        return super().failed(case, status, error, **measured)
 
 
 def summarise(points: list[dict[str, Any]], smooth: int, target_loss: float) -> dict[str, Any]:

@@ -128,7 +128,6 @@ def test_kill_dash_nine_mid_training_sweep_then_resume_loses_and_duplicates_noth
         "--method",
         "naive",
         "aca",
-        "symplectic",
     ]
     command += ["--seed", "0", "1", "--plugin", PLUGIN, "--out", str(out), "--no-progress"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
