@@ -31,6 +31,7 @@ it. The template never touches the GPU itself, so each forked child initialises 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import select
@@ -51,6 +52,7 @@ _READY = b"ready"
 STARTUP_TIMEOUT_S = 300.0
 #: Time the sweep allows the template beyond a case's own timeout (fork, reporting, killing).
 TEMPLATE_GRACE_S = 30.0
+_PR_SET_PDEATHSIG = 1
 FORK_PER_CASE = sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
@@ -222,6 +224,7 @@ def _run_forked(kind: Kind, case, timeout: float | None, cache_dir: str | None) 
     pid = os.fork()
     if pid == 0:  # the child: run the case, write its record, leave without cleanup
         os.close(read_end)
+        _die_with_parent()
         try:
             record = kind.run(case, cache_dir=cache_dir, progress=lambda p: _write(write_end, {"point": p}))
             _write(write_end, {"record": record.to_dict()})
@@ -251,6 +254,17 @@ def _run_forked(kind: Kind, case, timeout: float | None, cache_dir: str | None) 
     if "record" not in answer:
         answer.update(wall_time_s=time.perf_counter() - started, partial=partial)
     return answer
+
+
+def _die_with_parent() -> None:
+    """Be killed when the parent dies (Linux): a template outlives neither its sweep nor its Dask
+    worker, and a case not its template, so nothing runs on unseen, disturbing other cases.
+
+    Linux sends the signal when the *thread* that started the process ends, so a `Worker` is
+    driven by the thread that started its template (every executor does so).
+    """
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _warm_up() -> None:
@@ -289,6 +303,7 @@ def _serve(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--plugin", action="append", default=[])
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args(argv)
+    _die_with_parent()
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
