@@ -1,4 +1,4 @@
-"""The ``odebench`` command: list | run | report | compare.
+"""The ``odebench`` command: list | run | train | report | compare.
 
 Bad input (unknown names, impossible tolerances, a device this machine lacks) exits 2 with one
 line naming what is valid. A sweep that completes exits 0 even when cases failed: failures are
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"interleaved time ratios (default {default.interleaved_factor:g})",
     )
     compare.add_argument("--out", help="also write the comparison as markdown")
+
     return parser
 
 
@@ -130,6 +131,17 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="append to --out, skipping recorded cases")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
     parser.add_argument("--in-process", action="store_true", help="no worker subprocess (debugging)")
+    parser.add_argument(
+        "--executor", choices=["local", "dask"], default="local", help="where cases run (default local)"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="local: worker processes (default 1); dask: start a local cluster of N"
+    )
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="dask: the scheduler of a running cluster")
+    parser.add_argument("--retries", type=int, help="dask: resubmit a case whose worker died (default 2)")
+    parser.add_argument(
+        "--one-per-host", action="store_true", help="dask: one CPU case at a time per host (quiet timings)"
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--dry-run", action="store_true", help="print the cases and exit")
 
@@ -200,7 +212,8 @@ def _validate_axes(args) -> None:
     for name in args.solver or ():
         solvers.get(name)
     for device in args.device or ():
-        check_device(device)
+        if not (args.executor == "dask" and device.startswith("cuda")):  # the GPUs are the workers'
+            check_device(device)
     if not (math.isfinite(args.atol_ratio) and args.atol_ratio > 0):
         raise InvalidInputError(f"--atol-ratio must be a positive finite number, got {args.atol_ratio:g}")
     for dtype in args.dtype or ("float64",):
@@ -222,6 +235,28 @@ def _validate_axes(args) -> None:
             raise InvalidInputError(f"{name} must be at least 1, got {value}")
     if not args.timeout > 0:
         raise InvalidInputError(f"--timeout must be positive, got {args.timeout:g}")
+    _validate_executor(args)
+
+
+def _validate_executor(args) -> None:
+    """The executor flags that belong together (see `_executor`)."""
+    if args.workers is not None and args.workers < 1:
+        raise InvalidInputError(f"--workers must be at least 1, got {args.workers}")
+    if args.retries is not None and args.retries < 0:
+        raise InvalidInputError(f"--retries must be at least 0, got {args.retries}")
+    if args.in_process and (args.executor == "dask" or args.workers is not None):
+        raise InvalidInputError("--in-process runs cases in this process: no --executor dask, no --workers")
+    if args.executor == "dask":
+        if (args.scheduler is None) == (args.workers is None):
+            raise InvalidInputError(
+                "--executor dask takes --scheduler ADDRESS (a running cluster) or --workers N (a local one)"
+            )
+        return
+    for flag, value in (("--scheduler", args.scheduler), ("--retries", args.retries)):
+        if value is not None:
+            raise InvalidInputError(f"{flag} needs --executor dask")
+    if args.one_per_host:
+        raise InvalidInputError("--one-per-host needs --executor dask")
 
 
 def _torch_dtype(name: str):
@@ -292,32 +327,33 @@ def _run(args, command: str) -> int:
     load_plugins(args.plugin)
     _validate_axes(args)
     expansion = _plan(args)
+    plan = _describe_plan(expansion)
     if args.dry_run:
         for case in expansion.cases:
             print(case.label())
         for case, reason in expansion.left_out:
             print(f"left out {case.label()}: {reason}")
-        print(_describe_plan(expansion))
+        print(plan)
         return 0
     default = "train-quick" if args.command == "train" else "quick"
     suite = args.suite or ("grid" if any(_selection_given(args)) else default)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"results/{suite}-{stamp}.jsonl")
-    print(f"odebench {args.command}: {_describe_plan(expansion)} -> {out}", flush=True)
+    print(f"odebench {args.command}: {plan} -> {out}", flush=True)
     devices = args.device or ("cpu",)
     metadata = collect_metadata(device=devices[0], command=command)
     metadata.update(suite=suite, threads=args.threads, timeout_s=args.timeout)
-    result = run_sweep(
-        expansion.cases,
-        out,
-        metadata=metadata,
-        resume=args.resume,
-        isolate=not args.in_process,
-        timeout=args.timeout,
-        threads=args.threads,
-        plugins=args.plugin,
-        progress=not args.no_progress,
-    )
+    with _executor(args) as executor:
+        print(_describe_executor(executor.describe()), flush=True)
+        result = run_sweep(
+            expansion.cases,
+            out,
+            metadata=metadata,
+            executor=executor,
+            resume=args.resume,
+            timeout=args.timeout,
+            progress=not args.no_progress,
+        )
     print(summary_table(result.records))
     failed = len(result.failures)
     print(
@@ -328,6 +364,34 @@ def _run(args, command: str) -> int:
         print(f"interrupted: rerun with --resume --out {out} to continue", file=sys.stderr)
         return 130
     return 0
+
+
+def _executor(args):
+    """The executor the flags ask for: in-process, local workers (default one) or Dask."""
+    from odebench.harness import executors
+
+    spec = {"plugins": args.plugin, "threads": args.threads}
+    if args.in_process:
+        return executors.InProcess(**spec)
+    if args.executor == "dask":
+        retries = executors.RETRIES if args.retries is None else args.retries
+        return executors.Dask(
+            scheduler=args.scheduler,
+            workers=args.workers,
+            retries=retries,
+            one_per_host=args.one_per_host,
+            **spec,
+        )
+    return executors.Local(args.workers or 1, **spec)
+
+
+def _describe_executor(description: dict) -> str:
+    """``executor: dask, 2 workers (2 threads) at tcp://...`` from an executor's description."""
+    workers = description["cluster_workers"]
+    text = f"executor: {description['executor']}, {workers} worker{'s' if workers != 1 else ''}"
+    if "scheduler" in description:
+        text += f" ({description['cluster_threads']} threads) at {description['scheduler']}"
+    return text
 
 
 def _selection_given(args):

@@ -11,10 +11,13 @@ UTF-8 text, one JSON object per line, each line ending in ``\\n``. Four kinds of
     starts with one header; every resumed session appends another, so a file holds one or
     more headers.
 
-``{"type": "record", "run_id": "...", <Record.to_dict()>}``
+``{"type": "record", "run_id": "...", "host": "...", "executor": "...", <Record.to_dict()>}``
     One gradient measurement: the `Case` fields, then the `Record` fields (``case_id``,
     ``status``, ``error``, ... ``extra``), flat. ``run_id`` is the one of the header the record
-    was written under, which is always the nearest header above it.
+    was written under, which is always the nearest header above it. ``host`` and ``executor``
+    (`PLACEMENT`) say which machine measured it and how it was run there (``local``, ``dask``,
+    ``in-process``); the header's ``executor``, ``cluster_workers`` (and, on Dask,
+    ``cluster_threads`` and ``scheduler``) describe the run.
 
 ``{"type": "ratio", "run_id": "...", <RatioRecord.to_dict()>}``
     Same-run time ratios (`odebench.harness.ratios`): the `RatioCase` fields and, per method,
@@ -73,6 +76,9 @@ META_COLUMNS = (
     "hostname",
     "started_at",
 )
+
+#: Keys of a record line, beside ``run_id``, that say where the record was measured.
+PLACEMENT = ("host", "executor")
 
 __all__ = [
     "LINE_TYPES",
@@ -156,9 +162,9 @@ class ResultsWriter:
             self._file.close()
             raise
 
-    def write(self, record) -> None:
-        """Append one record (a `Record` or a `TrainingRecord`) and make it durable (flush +
-        fsync) before returning."""
+    def write(self, record, *, host: str | None = None, executor: str | None = None) -> None:
+        """Append one record (a `Record` or a `TrainingRecord`), with the host and executor that
+        measured it, and make it durable (flush + fsync) before returning."""
         if self._file.closed:
             raise ValueError(f"ResultsWriter for {self.path} is closed")
         if getattr(record, "LINE", None) not in LINE_TYPES:
@@ -170,7 +176,8 @@ class ResultsWriter:
                 ResultsWarning,
                 stacklevel=2,
             )
-        self._append(_dumps({"type": record.LINE, "run_id": self.run_id, **record.to_dict()}))
+        placement = {"host": host, "executor": executor}
+        self._append(_dumps({"type": record.LINE, "run_id": self.run_id, **placement, **record.to_dict()}))
         self.done_ids.add(record.case_id)
 
     def close(self) -> None:
@@ -365,7 +372,8 @@ def load(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     Returns:
         Columns: every Record field (`RECORD_FIELDS` order, nullable dtypes: ``Int64``,
         ``float64``, ``boolean``; strings and ``extra`` as objects), then record keys this
-        version does not know, then ``run_id``, then the record's header metadata as
+        version does not know, then ``run_id``, ``host`` and ``executor`` (None in files
+        written before they were recorded), then the record's header metadata as
         ``meta_<key>`` (always at least ``meta_`` + each of `META_COLUMNS`), then ``source``
         (the file). Duplicate case ids are resolved per file; the same case in two files
         gives two rows.
@@ -377,8 +385,8 @@ def load_training(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     """Read the training runs of one or more results files, one row per run (without curves).
 
     Columns: every `odebench.training.TrainingRecord` field but the curve (the case's first),
-    record keys this version does not know, ``run_id``, ``meta_<key>`` and ``source``, as
-    `load` gives them.
+    record keys this version does not know, ``run_id``, ``host``, ``executor``, ``meta_<key>``
+    and ``source``, as `load` gives them.
     """
     from odebench.training.case import TRAINING_FIELDS
 
@@ -461,7 +469,7 @@ def _frame(paths, line_type: str, fields_: tuple[str, ...], dtypes: dict[str, st
     rows: list[dict[str, Any]] = []
     unknown: dict[str, None] = {}
     meta_keys: dict[str, None] = dict.fromkeys(META_COLUMNS)
-    known = frozenset(fields_) | {"run_id", *drop}
+    known = frozenset(fields_) | {"run_id", *PLACEMENT, *drop}
     for path in _expand(paths):
         for row, meta, _ in _read(path).entries[line_type]:
             for key in row:
@@ -472,9 +480,9 @@ def _frame(paths, line_type: str, fields_: tuple[str, ...], dtypes: dict[str, st
             out.update({f"meta_{k}": v for k, v in meta.items()})
             out["source"] = str(path)
             rows.append(out)
-    columns = [*fields_, *unknown, "run_id", *(f"meta_{k}" for k in meta_keys), "source"]
+    columns = [*fields_, *unknown, "run_id", *PLACEMENT, *(f"meta_{k}" for k in meta_keys), "source"]
     frame = pd.DataFrame(rows, columns=columns)
-    for name, dtype in dtypes.items():
+    for name, dtype in {**dtypes, **dict.fromkeys(PLACEMENT, "object")}.items():
         frame[name] = _as_dtype(frame[name], dtype)
     return frame
 

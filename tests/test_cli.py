@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -51,6 +52,12 @@ def run_cli(capsys, *argv):
         (["run", "--atol-ratio", "0"], "--atol-ratio must be a positive finite number, got 0"),
         (["run", "--suite", "quick", "--task", "lorenz63"], "suite 'quick' has no case with task lorenz63"),
         (["report", "missing.jsonl", "--out", "x"], "no results file at missing.jsonl"),
+        (["run", "--scheduler", "tcp://host:8786"], "--scheduler needs --executor dask"),
+        (["train", "--one-per-host"], "--one-per-host needs --executor dask"),
+        (["run", "--executor", "dask"], "--executor dask takes --scheduler ADDRESS (a running cluster) or"),
+        (["run", "--executor", "dask", "--workers", "2", "--scheduler", "x"], "--executor dask takes"),
+        (["run", "--workers", "0"], "--workers must be at least 1, got 0"),
+        (["run", "--in-process", "--workers", "2"], "--in-process runs cases in this process"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, argv, fragment):
@@ -179,3 +186,21 @@ def test_run_report_compare(capsys, tmp_path, monkeypatch):
     empty.write_text("")
     code, _, err = run_cli(capsys, "compare", str(results), str(empty))
     assert code == 2 and err == "odebench: error: the new results hold no records; nothing to compare\n"
+
+
+def test_dask_without_distributed_exits_2_with_the_install_hint(capsys, monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed raises ImportError
+    argv = ["run", "--task", "linear", "--method", "aca", "--executor", "dask", "--workers", "2"]
+    code, _out, err = run_cli(capsys, *argv, "--out", str(tmp_path / "r.jsonl"))
+    assert code == 2 and err.count("\n") == 1
+    assert "--executor dask needs the distributed package: pip install 'odebench[distributed]'" in err
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_run_prints_the_executor_before_starting(capsys, tmp_path):
+    argv = ["run", "--task", "linear", "--size", "2", "--method", "naive", "aca", "--rtol", "1e-3"]
+    code, out, _err = run_cli(
+        capsys, *argv, "--repeats", "1", "--workers", "2", "--out", str(tmp_path / "r.jsonl"), "--no-progress"
+    )
+    assert code == 0
+    assert "2 cases" in out and "executor: local, 2 workers\n" in out

@@ -17,6 +17,7 @@ import torch
 
 from odebench import references, tasks
 from odebench.errors import InvalidInputError, UnsupportedError
+from odebench.harness.executors import Local
 from odebench.harness.sweep import run_sweep
 from odebench.record import Case
 from odebench.references import ReferenceCacheWarning, flatten, reference_gradient
@@ -148,7 +149,9 @@ def test_the_warning_reaches_the_record_from_a_worker_and_names_the_hash(tmp_pat
     ref = reference_gradient("linear", 2, 0, cache_dir=tmp_path)
     (path,) = tmp_path.glob("linear-2-seed0-*.pt")
     flip_exponent_bit(path, ref.grad_y0)
-    result = run_sweep([case], tmp_path / "r.jsonl", metadata={}, cache_dir=str(tmp_path), progress=False)
+    result = run_sweep(
+        [case], tmp_path / "r.jsonl", metadata={}, executor=Local(cache_dir=str(tmp_path)), progress=False
+    )
     (record,) = result.records
     assert record.status == "ok" and record.reference_hash == ref.content_hash
     (warning,) = record.warnings

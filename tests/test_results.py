@@ -337,3 +337,13 @@ def test_sigkill_mid_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert frame["case_id"].is_unique
     assert frame["meta_run_id"].value_counts().to_dict() == {"child": complete, "resumed": 5}
     assert [h["run_id"] for h in read_metadata(path)] == ["child", "resumed"]
+
+
+def test_records_name_the_host_and_executor_that_measured_them(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    with ResultsWriter(path, meta()) as writer:
+        writer.write(ok_record(0), host="node-7", executor="dask")
+        writer.write(ok_record(1))
+    assert lines(path)[1]["host"] == "node-7" and lines(path)[1]["executor"] == "dask"
+    frame = load(path)
+    assert frame.host.tolist() == ["node-7", None] and frame.executor.tolist() == ["dask", None]

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from odebench.errors import OdebenchError
+from odebench.harness.executors import Executor, Local
 from odebench.harness.jobs import kind_of
-from odebench.harness.worker import Worker
 from odebench.plugins import load_plugins
 from odebench.record import Case, Record
 from odebench.results import ResultsWriter
@@ -32,69 +32,52 @@ class SweepResult:
         return [r for r in self.records if r.status != "ok"]
 
 
-class _InProcess:
-    """Runs cases in this process (no isolation: for debugging and benchmarks)."""
-
-    def __init__(self, cache_dir=None) -> None:
-        self.cache_dir = cache_dir
-
-    def run(self, case, timeout: float | None):
-        return kind_of(case).run(case, cache_dir=self.cache_dir)
-
-    def close(self) -> None:
-        pass
-
-
 def run_sweep(
     cases: Sequence[Case],
     out: str | Path,
     *,
     metadata: dict[str, Any],
+    executor: Executor | None = None,
     resume: bool = False,
-    isolate: bool = True,
     timeout: float | None = 300.0,
-    threads: int = 1,
-    plugins: Sequence[str] = (),
-    cache_dir: str | None = None,
     progress: bool = True,
     on_record: Callable[[Record], None] | None = None,
 ) -> SweepResult:
     """Run `cases` into the JSONL file `out`; every case ends as a Record, whatever happens.
 
-    Ctrl-C stops after the records already written (each is fsynced as it is written), and a
-    later run with ``resume=True`` skips exactly those. Cases are resolved first
-    (`odebench.cases.resolve`), so a case given with its defaults left open is recognised as the
-    resolved case it was recorded as.
+    `executor` says where the cases run (default: one isolated `Local` worker, serially); its
+    plug-ins are loaded here too. This function alone writes the file: each record as its case
+    completes, with the host that measured it and the executor's name, under a header that adds
+    the executor's description to `metadata`. Ctrl-C stops after the records already written
+    (each is fsynced as it is written), and a later run with ``resume=True`` skips exactly those,
+    whatever executor wrote them. Cases are resolved first (`odebench.cases.resolve`), so a case
+    given with its defaults left open is recognised as the resolved case it was recorded as.
     """
-    load_plugins(plugins)  # the cases' tasks and methods must resolve here as in the worker
+    executor = executor or Local()
+    load_plugins(executor.spec.plugins)  # the cases' tasks and methods must resolve here too
     cases = [_resolved(case) for case in cases]
     result = SweepResult(path=Path(out))
     started = time.perf_counter()
-    with ResultsWriter(out, metadata, resume=resume) as writer:
+    with ResultsWriter(out, {**metadata, **executor.describe()}, resume=resume) as writer:
         todo = [c for c in cases if c.case_id not in writer.done_ids]
         result.skipped = len(cases) - len(todo)
-        runner = (
-            Worker(plugins=plugins, threads=threads, cache_dir=cache_dir)
-            if isolate
-            else _InProcess(cache_dir)
-        )
         bar = _progress_bar(len(todo), progress)
+        done = executor.run(todo, timeout)
         try:
-            for case in todo:
-                if bar is not None:
-                    bar.set_description_str(case.label()[:60])
-                record = runner.run(case, timeout)
-                writer.write(record)
+            for outcome in done:
+                record = outcome.record
+                writer.write(record, host=outcome.host, executor=executor.name)
                 result.records.append(record)
                 if on_record is not None:
                     on_record(record)
                 if bar is not None:
+                    bar.set_description_str(record.case.label()[:60])
                     bar.set_postfix_str(f"failed={len(result.failures)}")
                     bar.update(1)
         except KeyboardInterrupt:
             result.interrupted = True
         finally:
-            runner.close()
+            done.close()  # stops what is still running
             if bar is not None:
                 bar.close()
     result.wall_time_s = time.perf_counter() - started

@@ -151,6 +151,13 @@ class Worker:
             self._process.wait()
             self._process = None
 
+    def stop(self) -> None:
+        """Kill the template now, from any thread: a case it runs ends as ``crashed`` and its
+        child dies with it; the next `run` starts a new template."""
+        process = self._process
+        if process is not None:
+            process.kill()
+
     def close(self) -> None:
         if self._process is not None and self._process.poll() is None:
             assert self._process.stdin is not None

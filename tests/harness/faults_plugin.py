@@ -2,7 +2,10 @@
 
 Each fault is one that a real sweep meets: a field whose gradient is infinite, one that blows up (step
 budget), a method that raises, one that hangs, one that exits, one that is killed, a segfault,
-and a slow but healthy method (to interrupt a sweep mid-way).
+and a slow but healthy method (to interrupt a sweep mid-way). Two serve the Dask tests only:
+``fault_kill_worker`` kills the process that started its worker's template (a Dask worker; run
+by a local executor it would kill the sweep itself), and ``fault_trace`` appends the interval
+it ran in to the file named by ``$ODEBENCH_FAULT_TRACE``.
 """
 
 from __future__ import annotations
@@ -76,14 +79,22 @@ class _FaultMethod(GradientMethod):
             os.kill(os.getpid(), signal.SIGKILL)
         if self.kind == "segfault":
             ctypes.string_at(0)
+        if self.kind == "kill_worker":
+            with open(f"/proc/{os.getppid()}/stat") as stat:  # the template's parent
+                os.kill(int(stat.read().rsplit(")", 1)[1].split()[1]), signal.SIGKILL)
         if self.kind == "slow":
             time.sleep(0.3)
+        if self.kind == "trace":
+            started = time.time()
+            time.sleep(0.5)
+            with open(os.environ["ODEBENCH_FAULT_TRACE"], "a") as trace:
+                trace.write(f"{started} {time.time()}\n")
         return methods.get("aca").odeint(func, y0, t, solver=solver, rtol=rtol, atol=atol, options=options)
 
 
 for kind in ("nan", "explode"):
     if f"fault_{kind}" not in tasks.registry:
         tasks.register(f"fault_{kind}", _FaultTask(kind))
-for kind in ("raise", "hang", "exit", "kill", "segfault", "slow"):
+for kind in ("raise", "hang", "exit", "kill", "segfault", "slow", "kill_worker", "trace"):
     if f"fault_{kind}" not in methods.registry:
         methods.register(f"fault_{kind}", _FaultMethod(kind))

@@ -2,59 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from odebench import methods, plugins, tasks
 from odebench.cases import resolve
 from odebench.environment import collect_metadata
+from odebench.harness.executors import Local
 from odebench.harness.sweep import run_sweep
-from odebench.plugins import load_plugins
-from odebench.record import Case
 from odebench.results import load
-
-PLUGIN = str(Path(__file__).with_name("faults_plugin.py"))
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def faults_registered():
-    """The fault plug-in's tasks and methods, registered here as in the worker, then removed so
-    tests that parametrise over the registries never meet a method that hangs."""
-    load_plugins([PLUGIN])
-    yield
-    for registry in (tasks.registry, methods.registry):
-        for name in [n for n in registry.names() if n.startswith("fault_")]:
-            registry.unregister(name)
-    plugins._loaded.discard(Path(PLUGIN).resolve())
-
-
-def case(task="linear", method="aca", **kw) -> Case:
-    kw.setdefault("size", 2)
-    kw.setdefault("repeats", 1)
-    return Case(task=task, method=method, rtol=1e-5, atol=1e-7, **kw)
-
-
-EXPECTED = [
-    (case(), "ok", None),
-    (case(task="fault_nan", method="naive", size=None), "nan", "gradient contains NaN or Inf"),
-    (case(task="fault_explode", method="naive", size=None, max_steps=100), "max_steps", "max_num_steps"),
-    # The same step-size underflow gets the same status from torchdiffeq and the native integrator.
-    (case(task="fault_explode", method="naive", size=None), "underflow", "AssertionError: underflow in dt"),
-    (case(task="fault_explode", method="aca", size=None), "underflow", "FloatingPointError: underflow in dt"),
-    (case(method="fault_raise"), "error", "RuntimeError: injected failure"),
-    (case(method="fault_hang"), "timeout", "no result within"),
-    (case(method="fault_exit"), "crashed", "exit code 3"),
-    (case(method="fault_kill"), "crashed", "SIGKILL"),
-    (case(method="fault_segfault"), "crashed", "SIGSEGV"),
-    (case(method="naive"), "ok", None),
-]
+from tests.harness.faults import EXPECTED, PLUGIN, ROOT, case
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +27,8 @@ def faulty_sweep(tmp_path_factory):
         [c for c, _, _ in EXPECTED],
         out,
         metadata=collect_metadata(),
+        executor=Local(plugins=[PLUGIN], cache_dir=str(cache)),
         timeout=5,
-        plugins=[PLUGIN],
-        cache_dir=str(cache),
         progress=False,
     )
     return out, result
@@ -105,9 +66,8 @@ def test_resume_skips_recorded_cases(faulty_sweep, tmp_path):
         out,
         metadata=collect_metadata(),
         resume=True,
-        plugins=[PLUGIN],
+        executor=Local(plugins=[PLUGIN], cache_dir=str(tmp_path)),
         progress=False,
-        cache_dir=str(tmp_path),
     )
     assert result.skipped == len(EXPECTED)
     assert [r.case_id for r in result.records] == [resolve(extra).case_id]
@@ -115,7 +75,19 @@ def test_resume_skips_recorded_cases(faulty_sweep, tmp_path):
     assert frame.case_id.is_unique and len(frame) == len(EXPECTED) + 1
 
 
-def test_kill_dash_nine_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path):
+@pytest.mark.parametrize(
+    "executor",
+    [
+        ["--executor", "local"],
+        pytest.param(
+            ["--executor", "dask", "--workers", "2"],
+            marks=pytest.mark.skipif(not importlib.util.find_spec("distributed"), reason="needs distributed"),
+        ),
+    ],
+    ids=["local", "dask"],
+)
+def test_kill_dash_nine_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_path, executor):
+    """Whatever executor ran the killed sweep, --resume runs exactly the cases it had not recorded."""
     out = tmp_path / "killed.jsonl"
     command = [
         sys.executable,
@@ -144,18 +116,17 @@ def test_kill_dash_nine_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_p
         "--out",
         str(out),
         "--no-progress",
+        *executor,
     ]
     env = {**os.environ, "ODEBENCH_CACHE": str(tmp_path / "cache")}
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 120
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if out.exists() and out.read_text().count('"type": "record"') >= 2:
             break
         time.sleep(0.1)
     os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    assert f"executor: {executor[1]}, ".encode() in process.communicate()[0]
     done = len(load(out))
     assert 2 <= done < 6
     resumed = subprocess.run([*command, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -176,7 +147,11 @@ def test_a_cases_peak_memory_does_not_depend_on_the_cases_before_it(tmp_path):
     peaks = []
     for n, cases in enumerate(([target], [*before, target])):
         result = run_sweep(
-            cases, tmp_path / f"{n}.jsonl", metadata={}, progress=False, cache_dir=str(tmp_path)
+            cases,
+            tmp_path / f"{n}.jsonl",
+            metadata={},
+            executor=Local(cache_dir=str(tmp_path)),
+            progress=False,
         )
         (record,) = [r for r in result.records if r.case_id == target.case_id]
         peaks.append(record.peak_memory_bytes)

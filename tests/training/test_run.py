@@ -15,6 +15,7 @@ import pytest
 
 from odebench import plugins, studies
 from odebench.environment import collect_metadata
+from odebench.harness.executors import Local
 from odebench.harness.sweep import run_sweep
 from odebench.results import load_curves, load_training
 from odebench.training import CURVE_COLUMNS, TrainingCase, run_training
@@ -88,7 +89,9 @@ def test_a_sweep_goes_on_past_divergence_and_timeout_keeping_curves(tmp_path):
         TrainingCase(study="toy_decay", method="naive"),
     ]
     out = tmp_path / "runs.jsonl"
-    result = run_sweep(cases, out, metadata=collect_metadata(), timeout=8, plugins=[PLUGIN], progress=False)
+    result = run_sweep(
+        cases, out, metadata=collect_metadata(), executor=Local(plugins=[PLUGIN]), timeout=8, progress=False
+    )
     statuses = {
         r.case.study: (r.status, r.iterations_done, len(r.curve.get("iteration", []))) for r in result.records
     }

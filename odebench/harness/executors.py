@@ -1,0 +1,310 @@
+"""Where a sweep's cases run: in this process, in local workers, or on a Dask cluster.
+
+An executor takes cases and yields each one's `Done` (its record and the host that measured it)
+as it completes, in any order; `odebench.harness.sweep.run_sweep` alone writes them to the
+results file. Every executor but `InProcess` runs a case through a `Worker` (a template
+subprocess that forks a child per case and enforces its timeout), so a segfault, ``os._exit`` or
+an out-of-memory kill ends one case as a ``crashed`` record wherever it runs:
+
+* `Local`: N `Worker` templates on this machine, each driven by a thread of this process that
+  blocks on its template's pipe (one worker: today's serial sweep);
+* `Dask`: each thread of each Dask worker process keeps its own `Worker` (started on its first
+  case, closed when the sweep ends), and a Dask task runs one case in it. A Dask worker lost
+  anyway (its machine gone, the process killed: ``KilledWorker``) costs its case an attempt: the
+  case is submitted again, up to `RETRIES` times, and then recorded as ``crashed`` with that
+  reason, so a case that kills its worker every time is not retried forever.
+
+An executor is a context manager: `Dask` starts its cluster (or connects to one) when built and
+stops it on `close`; `Local` starts its workers for each `run` and closes them when it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import socket
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from odebench.errors import InvalidInputError, OdebenchError, describe
+from odebench.harness.jobs import kind_of
+from odebench.harness.worker import Worker
+
+HOST = socket.gethostname()
+#: How many times a case whose Dask worker died is submitted again before it is recorded crashed.
+RETRIES = 2
+#: Scheduler settings of the cluster `Dask` starts itself. odebench counts lost attempts itself
+#: (`RETRIES`), so the scheduler gives up on a task at the first worker that dies running it; and
+#: a worker holds only the case it runs, so a worker that dies loses only that case.
+CLUSTER_CONFIG = {
+    "distributed.scheduler.allowed-failures": 0,
+    "distributed.scheduler.worker-saturation": 1.0,
+}
+INSTALL_HINT = "pip install 'odebench[distributed]'"
+
+
+class ExecutorError(OdebenchError):
+    """The executor could not run the sweep (a cluster lost, a worker without odebench)."""
+
+
+@dataclass(frozen=True)
+class Done:
+    """One finished case: its record and the host that measured it."""
+
+    record: Any
+    host: str
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every case's worker loads: plug-in files (absolute paths, which must exist on every
+    machine that runs cases), torch threads, the reference cache directory."""
+
+    plugins: tuple[str, ...] = ()
+    threads: int = 1
+    cache_dir: str | None = None
+
+    def worker(self) -> Worker:
+        return Worker(plugins=self.plugins, threads=self.threads, cache_dir=self.cache_dir)
+
+
+class Executor:
+    """Runs cases somewhere; `run` yields a `Done` per case as it completes."""
+
+    name = "executor"
+
+    def __init__(self, *, plugins: Sequence[str] = (), threads: int = 1, cache_dir: str | None = None):
+        self.spec = WorkerSpec(tuple(str(Path(p).resolve()) for p in plugins), threads, cache_dir)
+
+    def describe(self) -> dict[str, Any]:
+        """What the results file's header records about where the cases ran."""
+        return {"executor": self.name, "cluster_workers": 1}
+
+    def run(self, cases: Sequence, timeout: float | None) -> Iterator[Done]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the executor holds (idempotent)."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class InProcess(Executor):
+    """Runs cases in this process, one after the other: no isolation, no timeout (debugging)."""
+
+    name = "in-process"
+
+    def run(self, cases, timeout):
+        for case in cases:
+            yield Done(kind_of(case).run(case, cache_dir=self.spec.cache_dir), HOST)
+
+
+class Local(Executor):
+    """`workers` isolated workers on this machine, each running one case at a time."""
+
+    name = "local"
+
+    def __init__(self, workers: int = 1, **spec: Any):
+        super().__init__(**spec)
+        self.workers = workers
+
+    def describe(self):
+        return {"executor": self.name, "cluster_workers": self.workers}
+
+    def run(self, cases, timeout):
+        todo: queue.SimpleQueue = queue.SimpleQueue()
+        for case in cases:
+            todo.put(case)
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        stopping = threading.Event()
+
+        def serve(worker: Worker) -> None:
+            try:
+                while not stopping.is_set():
+                    try:
+                        case = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    done.put(Done(worker.run(case, timeout), HOST))
+            except BaseException as exc:  # handed to the sweep's thread, which raises it
+                done.put(exc)
+
+        workers = [self.spec.worker() for _ in range(min(self.workers, len(cases)))]
+        threads = [threading.Thread(target=serve, args=(w,), daemon=True) for w in workers]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in cases:
+                item = done.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:  # also when the sweep stops early: end the cases still running
+            stopping.set()
+            for worker in workers:
+                worker.stop()
+            for thread in threads:
+                thread.join()
+            for worker in workers:
+                worker.close()
+
+
+class Dask(Executor):
+    """Cases as tasks on a Dask cluster: the one at `scheduler`, or a `LocalCluster` of
+    `workers` single-threaded worker processes started here (and stopped by `close`).
+
+    Args:
+        retries: how many times a case whose Dask worker died is submitted again.
+        one_per_host: CPU cases run one at a time per host (a cluster-wide semaphore per host
+            name), so their times are not disturbed by neighbours; counts, errors and memory do
+            not need it.
+    """
+
+    name = "dask"
+
+    def __init__(
+        self,
+        *,
+        scheduler: str | None = None,
+        workers: int | None = None,
+        retries: int = RETRIES,
+        one_per_host: bool = False,
+        **spec: Any,
+    ):
+        super().__init__(**spec)
+        dask, distributed = _import_dask()
+        self.retries = retries
+        self.one_per_host = one_per_host
+        self._cluster = None
+        if scheduler is None:
+            with dask.config.set(CLUSTER_CONFIG):
+                self._cluster = distributed.LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+            scheduler = self._cluster.scheduler_address
+        try:
+            self.client = distributed.Client(self._cluster or scheduler, set_as_default=False)
+        except OSError as exc:
+            self.close()
+            raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        self.scheduler = scheduler
+
+    def describe(self):
+        nthreads = self.client.nthreads()
+        return {
+            "executor": self.name,
+            "cluster_workers": len(nthreads),
+            "cluster_threads": sum(nthreads.values()),
+            "scheduler": self.scheduler,
+        }
+
+    def run(self, cases, timeout):
+        from distributed import KilledWorker, as_completed
+
+        from odebench.harness.dask_worker import Templates, run_task
+
+        self._check_workers(cases)
+        token = uuid.uuid4().hex[:12]
+        plugin = f"odebench-{token}"
+        self.client.register_plugin(Templates(self.spec), name=plugin)
+        attempts: dict[str, int] = {}
+
+        def submit(case):
+            attempt = attempts[case.case_id] = attempts.get(case.case_id, 0) + 1
+            gpu = case.device.startswith("cuda")
+            return self.client.submit(
+                run_task,
+                plugin,
+                kind_of(case).name,
+                asdict(case),
+                timeout,
+                self.one_per_host and not gpu,
+                key=f"odebench-{case.case_id}-{attempt}-{token}",
+                resources={"GPU": 1} if gpu else None,
+                pure=False,
+            )
+
+        futures = {submit(case): case for case in cases}
+        pending = as_completed(futures, loop=self.client.loop)
+        try:
+            for future in pending:
+                case = futures.pop(future)
+                kind = kind_of(case)
+                try:
+                    answer = future.result()
+                except KilledWorker as exc:
+                    if attempts[case.case_id] <= self.retries:
+                        retry = submit(case)
+                        futures[retry] = case
+                        pending.add(retry)
+                        continue
+                    worker = exc.last_worker.address
+                    message = (
+                        f"KilledWorker: the Dask worker running it died, {attempts[case.case_id]} times "
+                        f"(retries: {self.retries}); the last was {worker}"
+                    )
+                    yield Done(kind.failed(case, "crashed", message), _host(worker))
+                    continue
+                except Exception as exc:
+                    raise ExecutorError(
+                        f"Dask could not run {case.label()}: {describe(exc)}; rerun with --resume"
+                    ) from exc
+                finally:
+                    future.release()
+                yield Done(kind.record(answer["record"]), answer["host"])
+        finally:  # also when the sweep stops early: drop what is queued, close the templates
+            self.client.cancel(list(futures))
+            with contextlib.suppress(Exception):
+                self.client.unregister_worker_plugin(plugin)
+
+    def _check_workers(self, cases) -> None:
+        """Refuse a sweep that some case could never finish: plug-in files missing on a worker,
+        CUDA cases and no worker that declares a GPU resource."""
+        missing = self.client.run(_missing, self.spec.plugins)
+        for address, paths in missing.items():
+            if paths:
+                raise ExecutorError(f"Dask worker {address} has no plug-in file {paths[0]}")
+        if any(case.device.startswith("cuda") for case in cases):
+            info = self.client.scheduler_info(n_workers=-1)["workers"].values()
+            if not any(w.get("resources", {}).get("GPU") for w in info):
+                raise ExecutorError(
+                    "CUDA cases need Dask workers that declare a GPU resource "
+                    "(dask worker ADDRESS --resources GPU=1); none does"
+                )
+
+    def close(self):
+        for resource in ("client", "_cluster"):
+            item = getattr(self, resource, None)
+            if item is not None:
+                item.close()
+                setattr(self, resource, None)
+
+
+def _import_dask():
+    try:
+        import dask
+        import distributed
+    except ImportError:
+        raise InvalidInputError(f"--executor dask needs the distributed package: {INSTALL_HINT}") from None
+    return dask, distributed
+
+
+def _host(address: str) -> str:
+    from distributed.comm import get_address_host
+
+    return get_address_host(address)
+
+
+def _missing(paths: Sequence[str]) -> list[str]:
+    return [p for p in paths if not Path(p).is_file()]
+
+
+__all__ = ["HOST", "RETRIES", "Dask", "Done", "Executor", "ExecutorError", "InProcess", "Local", "WorkerSpec"]

@@ -1,0 +1,131 @@
+"""Executors: local workers and a Dask cluster give the serial sweep's records, keep its isolation,
+and lose and duplicate nothing when a Dask worker dies (killing the client is in test_sweep.py,
+for every executor)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from dataclasses import replace
+
+import pytest
+
+from odebench import suites
+from odebench.cases import resolve
+from odebench.harness.executors import Dask, ExecutorError, Local
+from odebench.harness.sweep import run_sweep
+from odebench.report.comparison import COUNTS, ERRORS
+from odebench.results import load, read_metadata
+from tests.harness.faults import EXPECTED, PLUGIN, case
+
+distributed = pytest.importorskip("distributed", reason="needs odebench[distributed] (the dev extra has it)")
+
+#: What does not depend on the machine or its load: statuses, counts, gradient errors.
+DETERMINISTIC = ["status", *COUNTS, *ERRORS, "grad_rel_error_y0", "grad_rel_error_params", "grad_cosine"]
+
+
+@pytest.fixture(scope="module")
+def trace(tmp_path_factory):
+    """The file `fault_trace` cases write their intervals to, set before the cluster starts so
+    that its workers inherit it."""
+    path = tmp_path_factory.mktemp("trace") / "intervals.txt"
+    os.environ["ODEBENCH_FAULT_TRACE"] = str(path)
+    yield path
+    del os.environ["ODEBENCH_FAULT_TRACE"]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, trace):
+    """A LocalCluster of two single-threaded worker processes, shared by this module's tests."""
+    with Dask(workers=2, plugins=[PLUGIN], cache_dir=str(tmp_path_factory.mktemp("cache"))) as executor:
+        yield executor
+
+
+def sweep(executor, cases, out, **kw):
+    return run_sweep(cases, out, metadata={"suite": "test"}, executor=executor, progress=False, **kw)
+
+
+@pytest.mark.parametrize("kind", ["local", "dask"])
+def test_every_fault_gets_its_serial_status_under_each_executor(kind, cluster, tmp_path):
+    executor = cluster if kind == "dask" else Local(2, plugins=[PLUGIN], cache_dir=str(tmp_path))
+    out = tmp_path / "faults.jsonl"
+    result = sweep(executor, [c for c, _, _ in EXPECTED], out, timeout=5)
+    statuses = {r.case_id: (r.status, r.error) for r in result.records}
+    assert len(result.records) == len(statuses) == len(EXPECTED)
+    for c, status, fragment in EXPECTED:
+        got, error = statuses[resolve(c).case_id]
+        assert got == status, (c.label(), got, error)
+        assert fragment is None or fragment in error
+    frame = load(out)
+    assert (frame.executor == kind).all() and frame.host.notna().all()
+    (header,) = read_metadata(out)
+    assert header["executor"] == kind and header["cluster_workers"] == 2
+
+
+def test_the_quick_suite_measures_the_same_under_dask_as_serially(cluster, tmp_path):
+    """Counts and gradient errors, case for case, bitwise (one repeat: times are not compared)."""
+    cases = [replace(c, repeats=1) for c in suites.plan("quick").cases]
+    sweep(Local(cache_dir=cluster.spec.cache_dir), cases, tmp_path / "serial.jsonl")
+    sweep(cluster, cases, tmp_path / "dask.jsonl")
+    serial, dask = (
+        load(tmp_path / f"{n}.jsonl").set_index("case_id").sort_index() for n in ("serial", "dask")
+    )
+    assert len(serial) == len(dask) == len(cases) and (serial.index == dask.index).all()
+    assert (serial.status == "ok").all()
+    for column in DETERMINISTIC:
+        assert serial[column].equals(dask[column]), column
+
+
+def test_killing_a_dask_worker_mid_sweep_loses_and_duplicates_nothing(cluster, tmp_path):
+    client = cluster.client
+    killed = []
+
+    def kill_a_busy_worker(record):
+        if killed:
+            return
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            busy = [address for address, keys in client.processing().items() if keys]
+            if busy:
+                pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(busy[0])
+                return
+            time.sleep(0.05)
+
+    cases = [case(method="fault_slow", rtol=rtol) for rtol in (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)]
+    sweep(cluster, cases, tmp_path / "killed.jsonl", on_record=kill_a_busy_worker)
+    assert killed and killed[0] not in client.nthreads()
+    frame = load(tmp_path / "killed.jsonl")
+    assert len(frame) == 6 and frame.case_id.is_unique and (frame.status == "ok").all()
+    assert set(frame.case_id) == {resolve(c).case_id for c in cases}
+
+
+def test_a_case_that_kills_every_worker_it_meets_is_recorded_crashed_after_the_retries(
+    cluster, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(cluster, "retries", 1)
+    cases = [case(method="fault_kill_worker"), case()]
+    result = sweep(cluster, cases, tmp_path / "killer.jsonl")
+    statuses = {r.case.method: (r.status, r.error) for r in result.records}
+    assert statuses["aca"] == ("ok", None)
+    status, error = statuses["fault_kill_worker"]
+    assert status == "crashed" and error.startswith("KilledWorker: the Dask worker running it died, 2 times")
+
+
+def test_cpu_cases_run_one_at_a_time_per_host_when_asked(cluster, tmp_path, trace, monkeypatch):
+    monkeypatch.setattr(cluster, "one_per_host", True)
+    cases = [case(method="fault_trace", rtol=rtol) for rtol in (1e-3, 1e-4, 1e-5)]
+    result = sweep(cluster, cases, tmp_path / "exclusive.jsonl")
+    assert [r.status for r in result.records] == ["ok"] * 3
+    intervals = sorted(tuple(map(float, line.split())) for line in trace.read_text().splitlines())
+    assert len(intervals) >= 3 * 2  # each case solves at least twice (counted run, timing)
+    for (_, end), (start, _) in itertools.pairwise(intervals):
+        assert start >= end
+
+
+def test_cuda_cases_are_refused_where_no_worker_declares_a_gpu(cluster, tmp_path):
+    with pytest.raises(ExecutorError, match="declare a GPU resource"):
+        sweep(cluster, [case(device="cuda")], tmp_path / "gpu.jsonl")
