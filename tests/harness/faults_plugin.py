@@ -1,8 +1,8 @@
 """A plug-in that registers faulty tasks and methods, loaded with --plugin by the sweep tests.
 
 Each fault is one that a real sweep meets: a field whose gradient is infinite, one that blows up (step
-budget), a method that raises, one that hangs, one that exits, one that is killed, a segfault,
-and a slow but healthy method (to interrupt a sweep mid-way).
+budget), a method that raises, one whose solution is NaN, one that hangs, one that exits, one that
+is killed, a segfault, and a slow but healthy method (to interrupt a sweep mid-way).
 """
 
 from __future__ import annotations
@@ -78,12 +78,15 @@ class _FaultMethod(GradientMethod):
             ctypes.string_at(0)
         if self.kind == "slow":
             time.sleep(0.3)
-        return methods.get("aca").odeint(func, y0, t, solver=solver, rtol=rtol, atol=atol, options=options)
+        solution = methods.get("aca").odeint(
+            func, y0, t, solver=solver, rtol=rtol, atol=atol, options=options
+        )
+        return solution * torch.nan if self.kind == "nan" else solution
 
 
 for kind in ("nan", "explode"):
     if f"fault_{kind}" not in tasks.registry:
         tasks.register(f"fault_{kind}", _FaultTask(kind))
-for kind in ("raise", "hang", "exit", "kill", "segfault", "slow"):
+for kind in ("raise", "nan", "hang", "exit", "kill", "segfault", "slow"):
     if f"fault_{kind}" not in methods.registry:
         methods.register(f"fault_{kind}", _FaultMethod(kind))

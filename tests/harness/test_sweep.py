@@ -11,28 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from odebench import methods, plugins, tasks
 from odebench.cases import resolve
 from odebench.environment import collect_metadata
 from odebench.harness.sweep import run_sweep
-from odebench.plugins import load_plugins
 from odebench.record import Case
 from odebench.results import load
 
 PLUGIN = str(Path(__file__).with_name("faults_plugin.py"))
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def faults_registered():
-    """The fault plug-in's tasks and methods, registered here as in the worker, then removed so
-    tests that parametrise over the registries never meet a method that hangs."""
-    load_plugins([PLUGIN])
-    yield
-    for registry in (tasks.registry, methods.registry):
-        for name in [n for n in registry.names() if n.startswith("fault_")]:
-            registry.unregister(name)
-    plugins._loaded.discard(Path(PLUGIN).resolve())
+pytestmark = pytest.mark.usefixtures("faults_registered")
 
 
 def case(task="linear", method="aca", **kw) -> Case:
