@@ -26,6 +26,7 @@ import contextlib
 import copy
 import functools
 import hashlib
+import importlib
 import io
 import os
 import pickle
@@ -307,6 +308,43 @@ def _shipping_problem(task: UserTask) -> str | None:
     return None
 
 
+# ------------------------------------------------------------------------------ from the shell
+
+
+def from_factory(spec: str) -> UserTask:
+    """The task of ``package.module:factory``, a function returning ``(func, y0, t, loss)``.
+
+    The current directory is importable, as for ``python -m``. Every failure (no such module or
+    attribute, a factory that raises or returns something else) is one `InvalidInputError` line.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise InvalidInputError(f"model {spec!r}: expected package.module:factory")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise InvalidInputError(
+            f"model {spec!r}: cannot import {module_name}: {describe(exc, 200)}"
+        ) from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise InvalidInputError(f"model {spec!r}: {module_name} has no function {attribute}")
+    try:
+        made = factory()
+    except Exception as exc:
+        raise InvalidInputError(f"model {spec!r}: {attribute}() raised {describe(exc, 200)}") from None
+    if not (isinstance(made, (tuple, list)) and len(made) == 4):
+        raise InvalidInputError(
+            f"model {spec!r}: {attribute}() must return (func, y0, t, loss), got {_what(made)}"
+        )
+    try:
+        return UserTask(*made)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"model {spec!r}: {exc}") from None
+
+
 # ------------------------------------------------------------------------------ one call
 
 
@@ -514,6 +552,7 @@ __all__ = [
     "MethodComparison",
     "UserTask",
     "compare_methods",
+    "from_factory",
     "load_shipped",
     "registered",
     "ship",

@@ -341,3 +341,52 @@ def test_recommend_picks_the_fastest_within_the_limits_and_says_why(tmp_path):
     with pytest.raises(InvalidInputError) as refusal:
         result.recommend(rtol=1e-9)
     assert str(refusal.value) == "no record at rtol=1e-09; measured: 1e-06, 0.001"
+
+
+# ------------------------------------------------------------------------------ the shell
+
+
+def test_run_model_from_the_shell_in_a_worker(tmp_path, capsys, cache_dir):
+    out = tmp_path / "shell.jsonl"
+    argv = ["run", "--model", "tests.model_factories:linear", "--method", "aca", "naive", "--rtol", "1e-5"]
+    code = main([*argv, "--repeats", "1", "--out", str(out), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    frame = load(out)
+    assert frame["task"].str.startswith("model:LinearField-").all()
+    assert frame["meta_command"].iloc[0].startswith("odebench run --model tests.model_factories:linear")
+    for method in ("aca", "naive"):
+        row = frame[frame["method"] == method].iloc[0]
+        theirs = run_case(
+            Case(task="linear", method=method, size=2, rtol=1e-5, repeats=1), cache_dir=cache_dir
+        )
+        assert row["status"] == "ok"
+        assert [int(row[c]) for c in COUNTS] == [getattr(theirs, c) for c in COUNTS]
+    assert on_registry_only_builtins()
+    # Resuming finds the same case ids: the model's name is its content.
+    assert main([*argv, "--repeats", "1", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert "0 cases run (0 failed), 2 already recorded" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("tests.model_factories", "expected package.module:factory"),
+        ("no_such_module:make", "cannot import no_such_module: ModuleNotFoundError"),
+        ("tests.model_factories:missing", "tests.model_factories has no function missing"),
+        ("tests.model_factories:raises", "raises() raised RuntimeError: no data today"),
+        ("tests.model_factories:three", "three() must return (func, y0, t, loss), got tuple"),
+        ("tests.model_factories:lambda_loss", "Can't pickle local object"),
+    ],
+)
+def test_bad_model_exits_2_with_one_line(spec, fragment, capsys):
+    code = main(["run", "--model", spec, "--method", "aca", "--rtol", "1e-5", "--out", "unused.jsonl"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and fragment in err, err
+    assert on_registry_only_builtins()
+
+
+def test_model_runs_in_process_where_a_worker_cannot_load_it(capsys):
+    argv = ["run", "--model", "tests.model_factories:lambda_loss", "--in-process", "--dry-run"]
+    assert main([*argv, "--method", "aca", "--rtol", "1e-5"]) == 0
+    out = capsys.readouterr().out
+    assert "model:LinearField-" in out and "/aca/dopri5/tol=1e-05/float64/cpu" in out and "1 cases" in out
