@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+import odebench
+from odebench import usermodel
+from odebench.methods import CORE
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,7 +35,12 @@ def run_blocks(blocks: list[str], name: str) -> dict:
 
 @pytest.fixture(autouse=True)
 def in_tmp(tmp_path, monkeypatch):
+    """Run in a fresh folder; compare_methods defaults to the core methods and one timed repeat
+    (the peers have tests of their own): every line of the page still runs as written."""
     monkeypatch.chdir(tmp_path)
+    measure = usermodel.compare_methods
+    quick = {"methods": CORE, "repeats": 1}
+    monkeypatch.setattr(odebench, "compare_methods", lambda *a, **kw: measure(*a, **{**quick, **kw}))
     return tmp_path
 
 

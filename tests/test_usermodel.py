@@ -48,14 +48,14 @@ def on_linear():
     """compare_methods on the linear task's field and data, scored against its exact gradient."""
     p = linear()
     return quiet(
-        p.func, p.y0, p.t, p.loss, methods=CORE, reference=p.exact_gradient(),
+        p.func, p.y0, p.t, p.loss, methods=CORE, rtols=(1e-6,), reference=p.exact_gradient(),
         reference_error=p.exact_gradient_error,
     )  # fmt: skip
 
 
 def test_same_counts_and_errors_as_run_case_case_for_case(on_linear, cache_dir):
     records = {(r.case.method, r.case.rtol): r for r in on_linear.records}
-    assert sorted(records) == sorted((m, r) for m in CORE for r in (1e-3, 1e-6))
+    assert sorted(records) == sorted((m, 1e-6) for m in CORE)
     for (method, rtol), mine in records.items():
         theirs = run_case(
             Case(task="linear", method=method, size=2, rtol=rtol, repeats=1), cache_dir=cache_dir
@@ -63,8 +63,7 @@ def test_same_counts_and_errors_as_run_case_case_for_case(on_linear, cache_dir):
         for field in SAME:
             assert getattr(mine, field) == getattr(theirs, field), (method, rtol, field)
         assert (mine.case.atol, mine.case.max_steps, mine.case.dtype) == (rtol * 1e-2, 20_000, "float64")
-    assert records[("aca", 1e-6)].status == "ok"
-    assert records[("aca", 1e-6)].nfe_forward > records[("aca", 1e-3)].nfe_forward > 0
+    assert records[("aca", 1e-6)].nfe_forward > 0
 
 
 def test_automatic_reference_is_dopri8_on_the_float64_copy(cache_dir):
@@ -84,7 +83,7 @@ def test_table_is_a_results_frame_and_save_feeds_report_and_compare(on_linear, t
     frame = load(saved)
     assert list(on_linear.table.columns) == list(frame.columns)
     assert on_linear.table["case_id"].tolist() == frame["case_id"].tolist()
-    assert len(frame) == 10 and set(frame["status"]) == {"ok"}
+    assert len(frame) == 5 and set(frame["status"]) == {"ok"}
     assert frame["meta_suite"].iloc[0] == "compare_methods"
     assert frame["task"].iloc[0] == on_linear.task
     with pytest.raises(InvalidInputError, match="already holds results"):
@@ -92,7 +91,7 @@ def test_table_is_a_results_frame_and_save_feeds_report_and_compare(on_linear, t
     assert main(["report", str(saved), "--out", str(tmp_path / "report")]) == 0
     assert on_linear.task in (tmp_path / "report" / "report.md").read_text()
     assert main(["compare", str(saved), str(saved)]) == 0
-    assert "10 cases" in capsys.readouterr().out
+    assert "5 cases" in capsys.readouterr().out
     figure = on_linear.plot(tmp_path / "figures")
     assert figure.png.is_file() and figure._repr_png_()[:4] == b"\x89PNG"
 
