@@ -28,6 +28,7 @@ import functools
 import hashlib
 import importlib
 import io
+import math
 import os
 import pickle
 import shutil
@@ -50,7 +51,7 @@ from odebench.errors import InvalidInputError, describe
 from odebench.record import MAX_STEPS, Case, Record
 from odebench.tasks.base import Gradient, Problem, Task
 
-#: A fixed-step solver's default step: this fraction of the time span.
+#: A fixed-step solver's default step is at most the time span over this many steps.
 FIXED_STEPS = 100
 #: Significant digits of the probe values that enter a model's name.
 PROBE_DIGITS = 6
@@ -117,7 +118,7 @@ class UserTask(Task):
             y0=self._y0.clone(),
             t=self._t.clone(),
             loss=loss,
-            step_size=float(self._t[-1] - self._t[0]) / FIXED_STEPS,
+            step_size=default_step(self._t),
             exact_gradient_error=self._reference_error,
         )
 
@@ -137,6 +138,14 @@ class UserTask(Task):
             digest.update(f"{label}:{tuple(x.shape)}:".encode())
             digest.update(x.numpy().tobytes())
         return digest.hexdigest()
+
+
+def default_step(t: torch.Tensor) -> float:
+    """The largest step of at most ``span / FIXED_STEPS`` that divides the shortest output
+    interval, so that on evenly spaced times every output is a step's end (an output between
+    two steps is interpolated, with an error of its own)."""
+    gap = float((t[1:] - t[:-1]).min())
+    return gap / math.ceil(gap / (float(t[-1] - t[0]) / FIXED_STEPS))
 
 
 def check_inputs(func: Any, y0: Any, t: Any, loss: Any) -> None:
@@ -371,7 +380,7 @@ def compare_methods(
     """Measure every available gradient method (or `methods`) on your model, as `run_case` does.
 
     Each method at each tolerance (adaptive `solver`) or step (fixed-step: `step_sizes`, default
-    1/100 of the time span) is one case in your model's dtype and device, scored against the
+    `default_step`) is one case in your model's dtype and device, scored against the
     float64 dopri8 reference of a float64 copy of your model (or `reference`). Failures become
     records with their status; cases the dtype cannot run (a tolerance below its resolution) are
     left out with the reason (`MethodComparison.left_out`).

@@ -163,6 +163,16 @@ def test_worker_mode_refuses_a_model_it_cannot_ship_in_one_line(kind, monkeypatc
     assert on_registry_only_builtins()
 
 
+def test_fixed_step_default_ends_a_step_on_every_output_time():
+    """On t = 0, 1, 2, 3 a step of span/100 = 0.03 would interpolate every output (an error near
+    1e-5); the default is the largest step below it that divides the unit intervals, 1/34."""
+    p = linear()
+    (record,) = quiet(p.func, p.y0, p.t, p.loss, methods=["aca"], solver="rk4").records
+    assert record.case.step_size == 1 / 34 and record.case.rtol is None
+    assert (record.steps_accepted, record.nfe_forward) == (102, 4 * 102)
+    assert record.grad_rel_error < 1e-8 and record.grad_rel_error_discrete < 1e-14
+
+
 class SmallField(nn.Module):
     """An MLP field with a buffer, as a user writes one."""
 
