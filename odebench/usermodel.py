@@ -372,6 +372,7 @@ def compare_methods(
     reference_error: float | None = None,
     isolate: bool = False,
     timeout: float | None = 300.0,
+    threads: int = 1,
     plugins: Sequence[str] = (),
     cache_dir: str | os.PathLike[str] | None = None,
     max_steps: int = MAX_STEPS,
@@ -392,6 +393,9 @@ def compare_methods(
         reference, reference_error: your own reference gradient and its relative error.
         isolate: run each case in a forked worker process (the model must be importable there);
             `timeout` (seconds per case) applies only then.
+        threads: torch threads while measuring, as in ``odebench run`` (your process's setting
+            is restored afterwards): on a shared machine two threads contending for cores
+            measured torchdiffeq's adjoint 4-20x slower, and noisier, than one.
         plugins: files registering your own methods, loaded here and by the worker.
         cache_dir: where references are cached (None: a temporary folder, removed afterwards).
         max_steps: adaptive step budget per output interval.
@@ -405,8 +409,9 @@ def compare_methods(
     from odebench.plugins import load_plugins
     from odebench.suites import Grid, Settings
 
-    if repeats < 1:
-        raise InvalidInputError(f"repeats must be at least 1, got {repeats}")
+    for value, name in ((repeats, "repeats"), (threads, "threads")):
+        if value < 1:
+            raise InvalidInputError(f"{name} must be at least 1, got {value}")
     load_plugins(plugins)
     task = UserTask(func, y0, t, loss, reference, reference_error)
     names = tuple(methods) if methods is not None else tuple(method_registry.names())
@@ -423,7 +428,6 @@ def compare_methods(
         dtypes=(task.dtype_name,),
         devices=(task.device_name,),
     )
-    threads = torch.get_num_threads()
     settings = f"rtols={tuple(rtols)}" if adaptive else f"step_sizes={step_sizes}"
     metadata = collect_metadata(
         device=task.device_name,
@@ -431,7 +435,11 @@ def compare_methods(
         f"solver={solver!r}, {settings}, repeats={repeats}, isolate={isolate})",
     )
     metadata.update(suite="compare_methods", model=task.name, threads=threads)
-    with tempfile.TemporaryDirectory(prefix="odebench-scratch-") as scratch, registered(task):
+    with (
+        tempfile.TemporaryDirectory(prefix="odebench-scratch-") as scratch,
+        registered(task),
+        _torch_threads(threads),
+    ):
         expansion = grid.expand(Settings(max_steps=max_steps), repeats)
         if not expansion.cases:
             reasons = "; ".join(f"{n} x {why}" for why, n in expansion.reasons().items())
@@ -456,6 +464,16 @@ def compare_methods(
     result = MethodComparison(out, left_out=expansion.left_out, interrupted=sweep.interrupted)
     weakref.finalize(result, shutil.rmtree, folder, ignore_errors=True)
     return result
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class MethodComparison:

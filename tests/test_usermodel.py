@@ -98,7 +98,12 @@ def test_table_is_a_results_frame_and_save_feeds_report_and_compare(on_linear, t
 
 def test_failures_become_records_and_the_call_returns():
     p = linear()
-    result = quiet(p.func, p.y0, p.t, p.loss, methods=["fault_raise", "fault_nan", "aca"], rtols=(1e-5,))
+    torch.set_num_threads(3)  # measured with one thread, as odebench run does; this one restored
+    try:
+        result = quiet(p.func, p.y0, p.t, p.loss, methods=["fault_raise", "fault_nan", "aca"], rtols=(1e-5,))
+        assert torch.get_num_threads() == 3 and result.table["meta_threads"].tolist() == [1, 1, 1]
+    finally:
+        torch.set_num_threads(1)
     got = {r.case.method: (r.status, r.error) for r in result.records}
     assert got == {
         "fault_raise": ("error", "RuntimeError: injected failure"),
