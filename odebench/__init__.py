@@ -1,7 +1,8 @@
 """odebench: which gradient method to trust for a Neural ODE, and what it costs.
 
 Public API: the registries (`methods`, `solvers`, `tasks`, `suites`), one measurement (`Case` ->
-`run_case` -> `Record`), the results store (`load`) and the counting wrapper (`CountedField`).
+`run_case` -> `Record`), your own model in one call (`compare_methods`), the results store
+(`load`) and the counting wrapper (`CountedField`).
 Everything is imported on first use, so ``import odebench`` (and the command line's parsing of
 its arguments) does not import torch.
 """
@@ -24,6 +25,7 @@ _EXPORTS = {
     "CountedField": ("odebench.measure.nfe", "CountedField"),
     "OdebenchError": ("odebench.errors", "OdebenchError"),
     "run_case": ("odebench.harness.run", "run_case"),
+    "compare_methods": ("odebench.usermodel", "compare_methods"),
     "load": ("odebench.results", "load"),
     "methods": ("odebench.methods", None),
     "solvers": ("odebench.solvers", None),

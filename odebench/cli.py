@@ -8,10 +8,12 @@ results. ``compare`` exits 1 when anything regressed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import shlex
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -59,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--task", nargs="+", help="tasks (default: every task)")
     run.add_argument("--size", nargs="+", type=int, help="task sizes (the task's size knob)")
     run.add_argument("--repeats", type=int, help="timed runs per case after one warm-up")
+    run.add_argument(
+        "--model",
+        metavar="PACKAGE.MODULE:FACTORY",
+        help="your own model: a function returning (func, y0, t, loss), run as one more task "
+        "(in its dtype and device unless --dtype/--device say otherwise)",
+    )
     _sweep_arguments(run)
 
     train = sub.add_parser(
@@ -154,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "list":
             return _list(args)
         if args.command in ("run", "train"):
-            return _run(args, command)
+            with _user_model(args):
+                return _run(args, command)
         if args.command == "report":
             return _report(args, command)
         return _compare(args)
@@ -164,6 +173,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # an unwritable or unreadable path
         print(f"odebench: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def _user_model(args) -> Iterator[None]:
+    """With ``run --model``: its task registered here and, shipped as a plug-in, in the worker."""
+    if getattr(args, "model", None) is None:
+        yield
+        return
+    from odebench.usermodel import from_factory, registered, ship
+
+    task = from_factory(args.model)
+    args.task = [*(args.task or ()), task.name]
+    args.dtype = args.dtype or [task.dtype_name]
+    args.device = args.device or [task.device_name]
+    with registered(task), tempfile.TemporaryDirectory(prefix="odebench-model-") as scratch:
+        if not args.in_process:
+            args.plugin = [*args.plugin, str(ship(task, Path(scratch), remedy="--in-process"))]
+        yield
 
 
 def _list(args) -> int:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
+from odebench import methods, plugins, tasks
 from odebench.references import Reference, reference_gradient
 from tests.gradients import smallest
 
@@ -48,3 +51,19 @@ class _References(dict):
 @pytest.fixture(scope="session")
 def refs(cache_dir) -> dict[str, Reference]:
     return _References(cache_dir)
+
+
+#: The fault-injection plug-in: tasks and methods that fail in every way a sweep meets.
+FAULTS_PLUGIN = Path(__file__).parent / "harness" / "faults_plugin.py"
+
+
+@pytest.fixture(scope="module")
+def faults_registered():
+    """The fault plug-in's tasks and methods, registered for one test module (as in the worker),
+    then removed so tests that parametrise over the registries never meet a method that hangs."""
+    plugins.load_plugins([FAULTS_PLUGIN])
+    yield
+    for registry in (tasks.registry, methods.registry):
+        for name in [n for n in registry.names() if n.startswith("fault_")]:
+            registry.unregister(name)
+    plugins._loaded.discard(FAULTS_PLUGIN.resolve())

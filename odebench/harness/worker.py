@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import faulthandler
 import json
 import os
 import select
@@ -47,6 +48,10 @@ from pathlib import Path
 from odebench.harness.jobs import KINDS, Kind, kind_of
 
 _STDERR_TAIL = 600
+#: A case that times out prints its stack this long before its deadline (into the worker's
+#: stderr), and the timeout record quotes it.
+TRACE_LEAD_S = 0.5
+_TRACE_TAIL = 3000
 _READY = b"ready"
 #: Generous: importing torch on a loaded machine takes seconds; a case's timeout starts after.
 STARTUP_TIMEOUT_S = 300.0
@@ -116,7 +121,7 @@ class Worker:
         if "record" in answer:
             return kind.record(answer["record"])
         if "timeout" in answer:
-            return _timed_out(kind, case, answer)
+            return _timed_out(kind, case, answer, self._stderr_tail(_TRACE_TAIL))
         return self._crashed(kind, case, answer, started)
 
     def _read_line(self, timeout: float | None) -> bytes | None:
@@ -137,12 +142,12 @@ class Worker:
         answer.setdefault("wall_time_s", time.perf_counter() - started)
         return kind.failed(case, "crashed", message, **_measured(kind, answer))
 
-    def _stderr_tail(self) -> str:
+    def _stderr_tail(self, chars: int = _STDERR_TAIL) -> str:
         if self._stderr is None:
             return ""
         self._stderr.seek(0, os.SEEK_END)
         size = self._stderr.tell()
-        self._stderr.seek(max(0, size - _STDERR_TAIL))
+        self._stderr.seek(max(0, size - chars))
         return " ".join(self._stderr.read().decode(errors="replace").split())
 
     def _kill(self) -> None:
@@ -172,8 +177,12 @@ class Worker:
             self._stderr = None
 
 
-def _timed_out(kind: Kind, case, answer: dict):
+def _timed_out(kind: Kind, case, answer: dict, stderr: str = ""):
+    """A timeout record; with the stack the child printed just before its deadline, where it did."""
     message = f"TimeoutError: no result within {answer['timeout']:g} s; case killed"
+    at = stderr.rfind("Thread 0x")
+    if at >= 0:
+        message += f"; stack at the deadline: {stderr[at:]}"
     return kind.failed(case, "timeout", message, **_measured(kind, answer))
 
 
@@ -232,6 +241,8 @@ def _run_forked(kind: Kind, case, timeout: float | None, cache_dir: str | None) 
     if pid == 0:  # the child: run the case, write its record, leave without cleanup
         os.close(read_end)
         _die_with_parent()
+        if timeout is not None:  # where a case hangs is worth knowing: print its stack first
+            faulthandler.dump_traceback_later(max(0.5, timeout - TRACE_LEAD_S), exit=False)
         try:
             record = kind.run(case, cache_dir=cache_dir, progress=lambda p: _write(write_end, {"point": p}))
             _write(write_end, {"record": record.to_dict()})

@@ -22,6 +22,10 @@ class Figure:
     png: Path
     svg: Path
 
+    def _repr_png_(self) -> bytes:
+        """The PNG, so that a notebook cell returning a figure shows it."""
+        return self.png.read_bytes()
+
 
 @dataclass(frozen=True)
 class Table:

@@ -1,11 +1,11 @@
 """A plug-in that registers faulty tasks and methods, loaded with --plugin by the sweep tests.
 
 Each fault is one that a real sweep meets: a field whose gradient is infinite, one that blows up (step
-budget), a method that raises, one that hangs, one that exits, one that is killed, a segfault,
-and a slow but healthy method (to interrupt a sweep mid-way). Two serve the Dask tests only:
-``fault_kill_worker`` kills the process that started its worker's template (a Dask worker; run
-by a local executor it would kill the sweep itself), and ``fault_trace`` appends the interval
-it ran in to the file named by ``$ODEBENCH_FAULT_TRACE``.
+budget), a method that raises, one whose solution is NaN, one that hangs, one that exits, one that
+is killed, a segfault, and a slow but healthy method (to interrupt a sweep mid-way). Two serve the
+Dask tests only: ``fault_kill_worker`` kills the process that started its worker's template (a Dask
+worker; run by a local executor it would kill the sweep itself), and ``fault_trace`` appends the
+interval it ran in to the file named by ``$ODEBENCH_FAULT_TRACE``.
 """
 
 from __future__ import annotations
@@ -89,12 +89,15 @@ class _FaultMethod(GradientMethod):
             time.sleep(0.5)
             with open(os.environ["ODEBENCH_FAULT_TRACE"], "a") as trace:
                 trace.write(f"{started} {time.time()}\n")
-        return methods.get("aca").odeint(func, y0, t, solver=solver, rtol=rtol, atol=atol, options=options)
+        solution = methods.get("aca").odeint(
+            func, y0, t, solver=solver, rtol=rtol, atol=atol, options=options
+        )
+        return solution * torch.nan if self.kind == "nan" else solution
 
 
 for kind in ("nan", "explode"):
     if f"fault_{kind}" not in tasks.registry:
         tasks.register(f"fault_{kind}", _FaultTask(kind))
-for kind in ("raise", "hang", "exit", "kill", "segfault", "slow", "kill_worker", "trace"):
+for kind in ("raise", "nan", "hang", "exit", "kill", "segfault", "slow", "kill_worker", "trace"):
     if f"fault_{kind}" not in methods.registry:
         methods.register(f"fault_{kind}", _FaultMethod(kind))

@@ -21,6 +21,7 @@ from odebench.results import load, read_metadata
 from tests.harness.faults import EXPECTED, PLUGIN, case
 
 distributed = pytest.importorskip("distributed", reason="needs odebench[distributed] (the dev extra has it)")
+pytestmark = pytest.mark.usefixtures("faults_registered")
 
 #: What does not depend on the machine or its load: statuses, counts, gradient errors.
 DETERMINISTIC = ["status", *COUNTS, *ERRORS, "grad_rel_error_y0", "grad_rel_error_params", "grad_cosine"]

@@ -18,6 +18,8 @@ from odebench.harness.sweep import run_sweep
 from odebench.results import load
 from tests.harness.faults import EXPECTED, PLUGIN, ROOT, case
 
+pytestmark = pytest.mark.usefixtures("faults_registered")
+
 
 @pytest.fixture(scope="module")
 def faulty_sweep(tmp_path_factory):

@@ -1,0 +1,585 @@
+"""Your own model, measured like a task: ``compare_methods(func, y0, t, loss)``.
+
+A model you already have (an `nn.Module` field ``func(t, y)``, its ``y0`` and ``t``, a loss on the
+solution) becomes a transient `UserTask`, registered for the duration of the call, and ordinary
+`Case`s of it run through the sweep and `run_case`: every measurement, status and record field
+means what it means for a built-in task, and the records form an ordinary results file.
+
+* **Name.** ``model:<Class>-<8 hex>``: a sha256 of the field's and the loss's types, the exact
+  bytes of every tensor (parameters, buffers, ``y0``, ``t``, a given reference) and the values of
+  the field and the loss at a fixed probe (6 significant digits, for what is not a tensor), so two
+  different models never share a ``case_id`` and the same model always does.
+* **Reference.** The task's problem is a float64 CPU copy of yours (a float32 model upcast
+  exactly), so the automatic reference is that copy through dopri8
+  (`odebench.references.reference_gradient`), cached in a temporary folder unless you name one.
+  A reference you pass becomes the task's exact gradient (``reference_kind`` "analytic").
+* **Your objects** are never touched: the task holds copies, and every case builds its own.
+* **Isolation.** In-process by default (a notebook's classes cannot be imported elsewhere).
+  ``isolate=True`` ships the task to the sweep's worker with `torch.save` and a generated
+  plug-in, so a segfault or a hang costs one record; a task that another process could not
+  unpickle is refused in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import hashlib
+import importlib
+import io
+import math
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from odebench import methods as method_registry
+from odebench import solvers, tasks
+from odebench.cases import DTYPES
+from odebench.errors import InvalidInputError, describe
+from odebench.record import MAX_STEPS, Case, Record
+from odebench.tasks.base import Gradient, Problem, Task
+
+#: A fixed-step solver's default step is at most the time span over this many steps.
+FIXED_STEPS = 100
+#: Significant digits of the probe values that enter a model's name.
+PROBE_DIGITS = 6
+
+
+class UserTask(Task):
+    """One user's problem as a task of one size; `build` hands out fresh copies of it.
+
+    Args:
+        func: the vector field ``func(t, y)``; every parameter is differentiated (frozen ones too).
+        y0, t: initial state and output times (strictly increasing).
+        loss: maps the solution, shape ``(len(t), *y0.shape)``, to a scalar. An `nn.Module` loss
+            is copied and cast with the field; a function is used as it is, so tensors it closes
+            over must work on a float64 CPU solution for the automatic reference.
+        reference: ``(dL/dy0, {parameter name: dL/dparameter})``, your own reference gradient.
+        reference_error: its relative error (None: exact to float64 round-off).
+
+    Raises:
+        InvalidInputError: in one line, for input that cannot be measured (see `check_inputs`).
+    """
+
+    description = "your own model"
+    paper = "none: your model"
+    probes = "your own model, as you wrote it"
+    size_knob = "none"
+    default_size = 1
+    sizes = (1,)
+
+    def __init__(
+        self,
+        func: nn.Module,
+        y0: torch.Tensor,
+        t: torch.Tensor,
+        loss: Callable[[torch.Tensor], torch.Tensor],
+        reference: Gradient | None = None,
+        reference_error: float | None = None,
+    ) -> None:
+        check_inputs(func, y0, t, loss)
+        self.dtype_name = next(name for name, dtype in DTYPES.items() if dtype == y0.dtype)
+        self.device_name = str(y0.device)
+        self.name = f"model:{type(func).__name__}"
+        try:
+            self._func = _float64_copy(func)
+            self._loss = _float64_copy(loss) if isinstance(loss, nn.Module) else loss
+        except Exception as exc:  # deepcopy of an exotic module
+            raise InvalidInputError(f"cannot copy the model: {describe(exc)}") from None
+        for parameter in self._func.parameters():
+            parameter.requires_grad_(True)
+        self._y0 = y0.detach().to(dtype=torch.float64, device="cpu").clone()
+        self._t = t.detach().to(dtype=torch.float64, device="cpu").clone()
+        self._reference = None if reference is None else _checked_reference(reference, self._func, self._y0)
+        self._reference_error = reference_error
+        if self._reference is not None:
+            self._exact_gradient = functools.partial(_given, self._reference)
+        native = _probe(self.build(dtype=y0.dtype, device=y0.device), "your model")
+        if self._reference is None:
+            _probe(self.build(), "the float64 CPU copy that the automatic reference solves")
+        self.name = f"model:{type(func).__name__}-{self._digest(native)[:8]}"
+
+    def _build(self, size: int, generator: torch.Generator) -> Problem:
+        loss = copy.deepcopy(self._loss) if isinstance(self._loss, nn.Module) else self._loss
+        return Problem(
+            func=copy.deepcopy(self._func),
+            y0=self._y0.clone(),
+            t=self._t.clone(),
+            loss=loss,
+            step_size=default_step(self._t),
+            exact_gradient_error=self._reference_error,
+        )
+
+    def _digest(self, probe: str) -> str:
+        digest = hashlib.sha256(f"{_qualname(self._func)}|{_qualname(self._loss)}|{probe}".encode())
+        tensors = [("y0", self._y0), ("t", self._t)]
+        for owner, module in (("func", self._func), ("loss", self._loss)):
+            if isinstance(module, nn.Module):
+                tensors += [(f"{owner}.{n}", x) for n, x in module.named_parameters()]
+                tensors += [(f"{owner}.{n}", x) for n, x in module.named_buffers()]
+        if self._reference is not None:
+            grad_y0, grad_params = self._reference
+            tensors += [("reference.y0", grad_y0), *((f"reference.{n}", g) for n, g in grad_params.items())]
+            digest.update(repr(self._reference_error).encode())
+        for label, x in tensors:
+            x = x.detach().to(dtype=torch.float64, device="cpu").contiguous()
+            digest.update(f"{label}:{tuple(x.shape)}:".encode())
+            digest.update(x.numpy().tobytes())
+        return digest.hexdigest()
+
+
+def default_step(t: torch.Tensor) -> float:
+    """The largest step of at most ``span / FIXED_STEPS`` that divides the shortest output
+    interval, so that on evenly spaced times every output is a step's end (an output between
+    two steps is interpolated, with an error of its own)."""
+    gap = float((t[1:] - t[:-1]).min())
+    return gap / math.ceil(gap / (float(t[-1] - t[0]) / FIXED_STEPS))
+
+
+def check_inputs(func: Any, y0: Any, t: Any, loss: Any) -> None:
+    """Refuse, in one line, what no case could measure: types, dtypes, devices, ``t``'s shape."""
+    if not isinstance(func, nn.Module):
+        raise InvalidInputError(
+            f"func must be a torch.nn.Module computing func(t, y), got {type(func).__name__}"
+        )
+    for name, x in (("y0", y0), ("t", t)):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise InvalidInputError(f"{name} must be a floating-point tensor, got {_what(x)}")
+    if y0.dtype not in DTYPES.values():
+        raise InvalidInputError(f"y0 has dtype {y0.dtype}; valid: {', '.join(DTYPES)}")
+    if t.ndim != 1 or len(t) < 2 or not bool((t[1:] > t[:-1]).all()):
+        raise InvalidInputError(
+            f"t must be one-dimensional, strictly increasing, at least 2 times; got {_what(t)}"
+        )
+    for name, p in func.named_parameters():
+        if p.dtype != y0.dtype or p.device != y0.device:
+            raise InvalidInputError(
+                f"parameter {name} is {p.dtype} on {p.device} but y0 is {y0.dtype} on {y0.device}"
+            )
+    if not callable(loss):
+        raise InvalidInputError(f"loss must be callable on the solution, got {_what(loss)}")
+
+
+def _what(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
+    return type(x).__name__
+
+
+def _float64_copy(module: nn.Module) -> nn.Module:
+    return copy.deepcopy(module).to(dtype=torch.float64, device="cpu")
+
+
+def _qualname(obj: Any) -> str:
+    owner = obj if hasattr(obj, "__qualname__") else type(obj)
+    return f"{owner.__module__}.{owner.__qualname__}"
+
+
+def _given(reference: Gradient, problem: Problem) -> Gradient:
+    """The task's exact-gradient hook when the user passed a reference."""
+    return reference
+
+
+def _checked_reference(reference: Any, func: nn.Module, y0: torch.Tensor) -> Gradient:
+    """``reference`` in float64 on the CPU, parameters in ``func.named_parameters()`` order."""
+    shape = "reference must be (dL/dy0, {parameter name: dL/dparameter})"
+    if not (isinstance(reference, (tuple, list)) and len(reference) == 2):
+        raise InvalidInputError(f"{shape}, got {_what(reference)}")
+    grad_y0, grad_params = reference
+    named = dict(func.named_parameters())
+    if not isinstance(grad_params, Mapping) or set(grad_params) != set(named):
+        got = sorted(grad_params) if isinstance(grad_params, Mapping) else _what(grad_params)
+        raise InvalidInputError(f"{shape}; it names {got}, func has {list(named)}")
+    for name, want, got in [("dL/dy0", y0, grad_y0), *((n, named[n], grad_params[n]) for n in named)]:
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            raise InvalidInputError(f"reference {name} must have shape {tuple(want.shape)}, got {_what(got)}")
+    cpu64 = dict(dtype=torch.float64, device="cpu")
+    return grad_y0.detach().to(**cpu64), {n: grad_params[n].detach().to(**cpu64) for n in named}
+
+
+def _probe(problem: Problem, what: str) -> str:
+    """Evaluate the field and the loss once (checking their shapes); their values, rounded."""
+    generator = torch.Generator().manual_seed(0)
+    shape = (len(problem.t), *problem.y0.shape)
+    trajectory = torch.randn(shape, generator=generator, dtype=torch.float64).to(problem.y0)
+    try:
+        with torch.no_grad():
+            field = problem.func(problem.t[0], problem.y0)
+            field_probe = problem.func(problem.t[-1], trajectory[-1])
+            value = problem.loss(trajectory)
+    except Exception as exc:
+        raise InvalidInputError(
+            f"{what} failed on a probe: {describe(exc, 300)} (tensors a loss function closes over "
+            "must work there: make them buffers of an nn.Module loss, or pass reference=)"
+        ) from None
+    if not isinstance(field, torch.Tensor) or field.shape != problem.y0.shape:
+        raise InvalidInputError(
+            f"func(t, y) must return y's shape {tuple(problem.y0.shape)}, got {_what(field)}"
+        )
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise InvalidInputError(f"loss(solution) must return a scalar tensor, got {_what(value)}")
+    values = (field.pow(2).sum(), field_probe.pow(2).sum(), value)
+    return " ".join(f"{float(v):.{PROBE_DIGITS - 1}e}" for v in values)
+
+
+@contextlib.contextmanager
+def registered(task: Task) -> Iterator[Task]:
+    """Register `task` in `odebench.tasks` for the ``with`` block (unless it is already there)."""
+    added = task.name not in tasks.registry
+    if added:
+        tasks.register(task.name, task)
+    try:
+        yield task
+    finally:
+        if added:
+            tasks.registry.unregister(task.name)
+
+
+# ------------------------------------------------------------------------------ shipping
+
+
+def ship(task: UserTask, folder: Path, remedy: str = "isolate=False") -> Path:
+    """Save `task` into `folder` with a plug-in that registers it in a worker; the plug-in's path.
+
+    Raises:
+        InvalidInputError: (one line, ending with `remedy`) when another process could not
+            unpickle the task.
+    """
+    problem = _shipping_problem(task)
+    if problem is not None:
+        raise InvalidInputError(
+            f"{task.name} cannot run in a worker process: {problem}; run it in this one ({remedy})"
+        )
+    model = folder / "model.pt"
+    torch.save(task, model)
+    plugin = folder / "model_plugin.py"
+    plugin.write_text(
+        "# Generated by odebench.usermodel.ship: registers a user model in a worker process.\n"
+        "from odebench.usermodel import load_shipped\n\n"
+        f"load_shipped({str(model)!r}, {task.name!r}, {sys.path!r})\n"
+    )
+    return plugin
+
+
+def load_shipped(path: str, name: str, sys_path: Sequence[str]) -> None:
+    """Register the task saved by `ship` under `name`, seeing the modules its sender saw."""
+    if name in tasks.registry:
+        return
+    sys.path.extend(p for p in sys_path if p not in sys.path)
+    tasks.register(name, torch.load(path, weights_only=False))
+
+
+def _shipping_problem(task: UserTask) -> str | None:
+    """Why another process could not unpickle `task`, or None.
+
+    A dry pickling run records the module of every class and function it meets: one defined in
+    ``__main__`` (a notebook, a script) or in a module no importer can find (a file loaded by
+    path) cannot be imported by the worker; local classes and lambdas fail the pickling itself.
+    """
+    seen: dict[tuple[str, str], None] = {}
+
+    class Scan(pickle.Pickler):
+        def reducer_override(self, obj):
+            module = getattr(obj, "__module__", None)  # None: pickle looks the module up itself
+            if module and (isinstance(obj, type) or (callable(obj) and hasattr(obj, "__qualname__"))):
+                seen[(module, obj.__qualname__)] = None
+            return NotImplemented
+
+        def persistent_id(self, obj):  # tensor data is not what can fail
+            return id(obj) if isinstance(obj, (torch.UntypedStorage, torch.TypedStorage)) else None
+
+    try:
+        Scan(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(task)
+        failure = None
+    except Exception as exc:
+        failure = describe(exc, 200)
+    for module, qualname in seen:
+        if module == "__main__":
+            return f"{qualname} is defined in __main__ (a notebook or a script), which a worker cannot import"
+    if failure is not None:
+        return failure
+    for module, qualname in seen:
+        top = module.partition(".")[0]
+        if not any(f.find_spec(top, None) for f in sys.meta_path if hasattr(f, "find_spec")):
+            return f"{qualname} comes from module {module}, which cannot be imported by name"
+    return None
+
+
+# ------------------------------------------------------------------------------ from the shell
+
+
+def from_factory(spec: str) -> UserTask:
+    """The task of ``package.module:factory``, a function returning ``(func, y0, t, loss)``.
+
+    The current directory is importable, as for ``python -m``. Every failure (no such module or
+    attribute, a factory that raises or returns something else) is one `InvalidInputError` line.
+    """
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise InvalidInputError(f"model {spec!r}: expected package.module:factory")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise InvalidInputError(
+            f"model {spec!r}: cannot import {module_name}: {describe(exc, 200)}"
+        ) from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise InvalidInputError(f"model {spec!r}: {module_name} has no function {attribute}")
+    try:
+        made = factory()
+    except Exception as exc:
+        raise InvalidInputError(f"model {spec!r}: {attribute}() raised {describe(exc, 200)}") from None
+    if not (isinstance(made, (tuple, list)) and len(made) == 4):
+        raise InvalidInputError(
+            f"model {spec!r}: {attribute}() must return (func, y0, t, loss), got {_what(made)}"
+        )
+    try:
+        return UserTask(*made)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"model {spec!r}: {exc}") from None
+
+
+# ------------------------------------------------------------------------------ one call
+
+
+def compare_methods(
+    func: nn.Module,
+    y0: torch.Tensor,
+    t: torch.Tensor,
+    loss: Callable[[torch.Tensor], torch.Tensor],
+    methods: Sequence[str] | None = None,
+    solver: str = "dopri5",
+    rtols: Sequence[float] = (1e-3, 1e-6),
+    repeats: int = 3,
+    *,
+    step_sizes: Sequence[float] | None = None,
+    reference: Gradient | None = None,
+    reference_error: float | None = None,
+    isolate: bool = False,
+    timeout: float | None = 300.0,
+    threads: int = 1,
+    plugins: Sequence[str] = (),
+    cache_dir: str | os.PathLike[str] | None = None,
+    max_steps: int = MAX_STEPS,
+    progress: bool = True,
+) -> MethodComparison:
+    """Measure every available gradient method (or `methods`) on your model, as `run_case` does.
+
+    Each method at each tolerance (adaptive `solver`) or step (fixed-step: `step_sizes`, default
+    `default_step`) is one case in your model's dtype and device, scored against the
+    float64 dopri8 reference of a float64 copy of your model (or `reference`). Failures become
+    records with their status; cases the dtype cannot run (a tolerance below its resolution) are
+    left out with the reason (`MethodComparison.left_out`).
+
+    Args:
+        func, y0, t, loss: your problem (see `UserTask`); none of them is modified.
+        methods: method names (None: every available one, `odebench.methods.names()`).
+        repeats: timed runs per case after a warm-up.
+        reference, reference_error: your own reference gradient and its relative error.
+        isolate: run each case in a forked worker process (the model must be importable there);
+            `timeout` (seconds per case) applies only then.
+        threads: torch threads while measuring, as in ``odebench run`` (your process's setting
+            is restored afterwards): on a shared machine two threads contending for cores
+            measured torchdiffeq's adjoint 4-20x slower, and noisier, than one.
+        plugins: files registering your own methods, loaded here and by the worker.
+        cache_dir: where references are cached (None: a temporary folder, removed afterwards).
+        max_steps: adaptive step budget per output interval.
+
+    Raises:
+        InvalidInputError: (one line) for input no case could measure, or a model that cannot
+            be shipped to a worker with ``isolate=True``.
+    """
+    from odebench.environment import collect_metadata
+    from odebench.harness.executors import InProcess, Local
+    from odebench.harness.sweep import run_sweep
+    from odebench.plugins import load_plugins
+    from odebench.suites import Grid, Settings
+
+    for value, name in ((repeats, "repeats"), (threads, "threads")):
+        if value < 1:
+            raise InvalidInputError(f"{name} must be at least 1, got {value}")
+    load_plugins(plugins)
+    task = UserTask(func, y0, t, loss, reference, reference_error)
+    names = tuple(methods) if methods is not None else tuple(method_registry.names())
+    for name in names:
+        method_registry.get(name)
+    adaptive = solvers.get(solver).adaptive
+    grid = Grid(
+        tasks=(task.name,),
+        methods=names,
+        solvers=(solver,),
+        rtols=tuple(rtols),
+        sizes=(1,),
+        step_sizes=tuple(step_sizes) if step_sizes else (None,),
+        dtypes=(task.dtype_name,),
+        devices=(task.device_name,),
+    )
+    settings = f"rtols={tuple(rtols)}" if adaptive else f"step_sizes={step_sizes}"
+    metadata = collect_metadata(
+        device=task.device_name,
+        command=f"odebench.compare_methods({type(func).__name__}, methods={list(names)}, "
+        f"solver={solver!r}, {settings}, repeats={repeats}, isolate={isolate})",
+    )
+    metadata.update(suite="compare_methods", model=task.name, threads=threads)
+    with (
+        tempfile.TemporaryDirectory(prefix="odebench-scratch-") as scratch,
+        registered(task),
+        _torch_threads(threads),
+    ):
+        expansion = grid.expand(Settings(max_steps=max_steps), repeats)
+        if not expansion.cases:
+            reasons = "; ".join(f"{n} x {why}" for why, n in expansion.reasons().items())
+            raise InvalidInputError(f"no case can run: {reasons or 'no method or tolerance given'}")
+        shipped = [str(ship(task, Path(scratch)))] if isolate else []
+        folder = Path(tempfile.mkdtemp(prefix="odebench-compare-"))
+        out = folder / "results.jsonl"
+        setup = {
+            "plugins": [*plugins, *shipped],
+            "threads": threads,
+            "cache_dir": str(cache_dir or Path(scratch) / "references"),
+        }
+        executor = Local(**setup) if isolate else InProcess(**setup)
+        sweep = run_sweep(
+            expansion.cases, out, metadata=metadata, executor=executor, timeout=timeout, progress=progress
+        )
+    if sweep.interrupted and not sweep.records:
+        shutil.rmtree(folder)
+        raise KeyboardInterrupt
+    result = MethodComparison(out, left_out=expansion.left_out, interrupted=sweep.interrupted)
+    weakref.finalize(result, shutil.rmtree, folder, ignore_errors=True)
+    return result
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class MethodComparison:
+    """The records of one model's cases, in a results file: read, saved, drawn, recommended from.
+
+    Attributes:
+        path: the results file (temporary for `compare_methods`' own: `save` keeps it).
+        table: its records as `odebench.results.load` reads them.
+        task: the model's task name (``model:<Class>-<hash>``).
+        left_out: ``(case, reason)`` for cases that could not run at all.
+        interrupted: the run was stopped (Ctrl-C) before its last case.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        left_out: Sequence[tuple[Case, str]] = (),
+        interrupted: bool = False,
+    ) -> None:
+        from odebench.results import load
+
+        self.path = Path(path)
+        self.table: pd.DataFrame = load(self.path)
+        models = sorted(set(self.table["task"]))
+        if len(models) != 1:
+            raise InvalidInputError(
+                f"{self.path}: expected the records of one model, found {models or 'none'}"
+            )
+        self.task: str = models[0]
+        self.left_out = list(left_out)
+        self.interrupted = interrupted
+
+    @property
+    def records(self) -> list[Record]:
+        from odebench.results import load_records
+
+        return load_records(self.path)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the records to a new results file (read by ``odebench report`` and ``compare``)."""
+        from odebench.results import ResultsWriter, read_metadata
+
+        path = Path(path)
+        with ResultsWriter(path, read_metadata(self.path)[0]) as writer:
+            for record in self.records:
+                writer.write(record)
+        return path
+
+    def plot(self, out_dir: str | os.PathLike[str] | None = None):
+        """Draw the report's accuracy-vs-cost figure into `out_dir` (default: beside the results
+        file); returns it (`odebench.report.document.Figure`: title, caption, png, svg)."""
+        from odebench.report.data import ok_rows, prepare
+        from odebench.report.plots import accuracy_vs_cost
+        from odebench.report.style import method_styles
+
+        df = prepare(self.table)
+        ok = ok_rows(df)
+        if ok.empty:
+            raise InvalidInputError(f"no successful record of {self.task} to draw")
+        figures_dir = Path(out_dir) if out_dir is not None else self.path.parent / "figures"
+        (figure,) = accuracy_vs_cost(df, ok, method_styles(df["method"]), figures_dir)
+        return figure
+
+    def recommend(
+        self, max_memory: float | None = None, max_error: float | None = None, rtol: float | None = None
+    ):
+        """The fastest method *and setting* within the limits, and why each other one is not.
+
+        Every (method, tolerance or step) measured is a candidate, named ``method at tol=..``;
+        `rtol` keeps only that tolerance's. The limits line names the settings considered.
+
+        Args:
+            max_memory: peak memory budget in MiB.
+            max_error: relative gradient error target.
+        """
+        from odebench.report.data import prepare
+        from odebench.report.recommend import recommend
+
+        df = prepare(self.table)
+        if rtol is not None:
+            df = df[(df["rtol"] - rtol).abs() <= 1e-9 * rtol]
+            if df.empty:
+                measured = ", ".join(f"{r:g}" for r in sorted(set(self.table["rtol"].dropna())))
+                raise InvalidInputError(f"no record at rtol={rtol:g}; measured: {measured or 'none'}")
+        settings = ", ".join(dict.fromkeys(df["setting"]))
+        candidates = df.assign(method=df["method"] + " at " + df["setting"])
+        choice = recommend(candidates, max_memory_mib=max_memory, max_error=max_error)
+        return replace(choice, limits=f"{choice.limits}; among {settings}")
+
+    def __str__(self) -> str:
+        from odebench.report.summary import summary_table
+
+        text = summary_table(self.records)
+        left_out = [f"left out {case.label()}: {reason}" for case, reason in self.left_out]
+        return "\n".join([text, *left_out])
+
+    def __repr__(self) -> str:
+        ok = int((self.table["status"] == "ok").sum())
+        return f"<MethodComparison {self.task}: {len(self.table)} records, {ok} ok; print() for the table>"
+
+
+__all__ = [
+    "MethodComparison",
+    "UserTask",
+    "compare_methods",
+    "from_factory",
+    "load_shipped",
+    "registered",
+    "ship",
+]
