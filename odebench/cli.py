@@ -1,4 +1,4 @@
-"""The ``odebench`` command: list | run | train | report | compare.
+"""The ``odebench`` command: list | run | train | report | compare | merge.
 
 Bad input (unknown names, impossible tolerances, a device this machine lacks) exits 2 with one
 line naming what is valid. A sweep that completes exits 0 even when cases failed: failures are
@@ -119,7 +119,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--out", help="also write the comparison as markdown")
 
+    merge = sub.add_parser(
+        "merge",
+        help="combine results files (shards, machines) into one",
+        description=(
+            "Every header is kept; a case recorded in several files keeps the record of the last "
+            "file given. Files of different odebench versions (or commits) or suites are refused "
+            "unless --force."
+        ),
+    )
+    merge.add_argument("results", nargs="+")
+    merge.add_argument("--out", required=True, help="the merged results file (must not exist)")
+    merge.add_argument("--force", action="store_true", help="merge different versions or suites")
     return parser
+
+
+def _shard(value: str) -> tuple[int, int]:
+    index, _, count = value.partition("/")
+    try:
+        index_, count_ = int(index), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not I/N: {value!r}") from None
+    if not 1 <= index_ <= count_:
+        raise argparse.ArgumentTypeError(f"shard {value} is not one of 1/{count_} .. {count_}/{count_}")
+    return index_, count_
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,6 +173,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--one-per-host", action="store_true", help="dask: one CPU case at a time per host (quiet timings)"
     )
+    parser.add_argument("--shard", type=_shard, metavar="I/N", help="run only the I-th of N shards (1-based)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--dry-run", action="store_true", help="print the cases and exit")
 
@@ -166,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _run(args, command)
         if args.command == "report":
             return _report(args, command)
+        if args.command == "merge":
+            return _merge(args)
         return _compare(args)
     except OdebenchError as exc:
         print(f"odebench: error: {exc}", file=sys.stderr)
@@ -337,9 +363,12 @@ def _plan(args):
     return expansion
 
 
-def _describe_plan(expansion) -> str:
-    """``N cases`` and, when some were left out, how many and why (one line per reason)."""
-    lines = [f"{len(expansion.cases)} cases"]
+def _describe_plan(expansion, cases, shard) -> str:
+    """``N cases`` (of the shard, when sharded) and, when some were left out, how many and why
+    (one line per reason)."""
+    lines = [
+        f"{len(cases)} cases" + (f" (shard {shard[0]}/{shard[1]} of {len(expansion.cases)})" if shard else "")
+    ]
     for reason, n in expansion.reasons().items():
         lines.append(f"  left out {n}: {reason}")
     return "\n".join(lines)
@@ -347,16 +376,17 @@ def _describe_plan(expansion) -> str:
 
 def _run(args, command: str) -> int:
     from odebench.environment import collect_metadata
-    from odebench.harness.sweep import run_sweep
+    from odebench.harness.sweep import run_sweep, shard
     from odebench.plugins import load_plugins
     from odebench.report.summary import summary_table
 
     load_plugins(args.plugin)
     _validate_axes(args)
     expansion = _plan(args)
-    plan = _describe_plan(expansion)
+    cases = expansion.cases if args.shard is None else shard(expansion.cases, *args.shard)
+    plan = _describe_plan(expansion, cases, args.shard)
     if args.dry_run:
-        for case in expansion.cases:
+        for case in cases:
             print(case.label())
         for case, reason in expansion.left_out:
             print(f"left out {case.label()}: {reason}")
@@ -370,10 +400,12 @@ def _run(args, command: str) -> int:
     devices = args.device or ("cpu",)
     metadata = collect_metadata(device=devices[0], command=command)
     metadata.update(suite=suite, threads=args.threads, timeout_s=args.timeout)
+    if args.shard is not None:
+        metadata["shard"] = "/".join(map(str, args.shard))
     with _executor(args) as executor:
         print(_describe_executor(executor.describe()), flush=True)
         result = run_sweep(
-            expansion.cases,
+            cases,
             out,
             metadata=metadata,
             executor=executor,
@@ -457,6 +489,19 @@ def _report(args, command: str) -> int:
         curves=load_curves(args.results),
     )
     print(f"report: {html} (and report.md, figures/ beside it)")
+    return 0
+
+
+def _merge(args) -> int:
+    from odebench.results import merge
+
+    result = merge(args.results, args.out, force=args.force)
+    print(
+        f"merged {len(args.results)} files ({result.headers} headers): {result.records} records, "
+        f"{result.replaced} replaced by a later file's -> {args.out}"
+    )
+    if result.missing_shards:
+        print(f"warning: no file of shard {', '.join(result.missing_shards)}", file=sys.stderr)
     return 0
 
 

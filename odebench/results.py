@@ -17,7 +17,7 @@ UTF-8 text, one JSON object per line, each line ending in ``\\n``. Four kinds of
     was written under, which is always the nearest header above it. ``host`` and ``executor``
     (`PLACEMENT`) say which machine measured it and how it was run there (``local``, ``dask``,
     ``in-process``); the header's ``executor``, ``cluster_workers`` (and, on Dask,
-    ``cluster_threads`` and ``scheduler``) describe the run.
+    ``cluster_threads`` and ``scheduler``) describe the run, ``shard`` ("I/N") a sharded one.
 
 ``{"type": "ratio", "run_id": "...", <RatioRecord.to_dict()>}``
     Same-run time ratios (`odebench.harness.ratios`): the `RatioCase` fields and, per method,
@@ -40,6 +40,9 @@ the line it was writing. Rules a reader follows:
   `json` module does (and reads back).
 - A header whose ``schema`` is above `SCHEMA_VERSION` was written by a newer odebench and is
   refused.
+
+`merge` combines files written separately (the shards of a job array, several machines) into
+one: every header, each case's last record.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping
@@ -91,6 +95,7 @@ __all__ = [
     "load_ratios",
     "load_records",
     "load_training",
+    "merge",
     "read_metadata",
 ]
 
@@ -485,6 +490,89 @@ def _frame(paths, line_type: str, fields_: tuple[str, ...], dtypes: dict[str, st
     for name, dtype in {**dtypes, **dict.fromkeys(PLACEMENT, "object")}.items():
         frame[name] = _as_dtype(frame[name], dtype)
     return frame
+
+
+@dataclass
+class MergeResult:
+    """What `merge` wrote: records kept, records dropped as repeats, headers, missing shards."""
+
+    records: int
+    replaced: int
+    headers: int
+    missing_shards: list[str]
+
+
+def merge(paths: Iterable[PathLike], out: PathLike, *, force: bool = False) -> MergeResult:
+    """Combine results files into a new one: every header, and each case's last record.
+
+    Files are read in the order given, each with the rules of a single file (a torn last line
+    skipped, a case's last record kept); a case recorded in several files keeps the record of
+    the last file given (earlier ones are counted in ``replaced``). Every header is kept, each
+    followed by the kept records written under it, so each record keeps its run metadata.
+    Files of different odebench versions (version and git commit) or suites are refused unless
+    `force`, as is an existing `out`. ``missing_shards`` names the shards ("I/N") of a sharded
+    run whose files were not given. The file is written under a temporary name, fsynced and
+    then renamed, so `out` is never left half-written.
+    """
+    paths = [Path(p) for p in paths]
+    out = Path(out)
+    if out.exists() and out.stat().st_size:
+        raise InvalidInputError(f"{out} already exists; choose another --out path")
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise InvalidInputError("a results file is given twice")
+    scans = [_read(path) for path in paths]
+    if not force:
+        for key, what in ((_version, "odebench versions"), (_suite, "suites")):
+            seen = {key(meta): path for path, scan in zip(paths, scans) for meta in scan.headers}
+            if len(seen) > 1:
+                found = ", ".join(f"{value} ({path})" for value, path in seen.items())
+                raise InvalidInputError(
+                    f"results of different {what} ({found}); pass --force to merge them anyway"
+                )
+    last = {}  # case_id -> (file index, line number) of the record kept
+    for index, scan in enumerate(scans):
+        for rows in scan.entries.values():
+            for row, _, lineno in rows:
+                last[row["case_id"]] = (index, lineno)
+    total = sum(len(rows) for scan in scans for rows in scan.entries.values())
+    lines = []
+    for index, scan in enumerate(scans):
+        kept = sorted(
+            (lineno, line_type, row, meta)
+            for line_type, rows in scan.entries.items()
+            for row, meta, lineno in rows
+            if last[row["case_id"]] == (index, lineno)
+        )
+        for header in scan.headers:
+            lines.append({"type": "header", "schema": SCHEMA_VERSION, "metadata": header})
+            lines += [{"type": t, **row} for _, t, row, meta in kept if meta is header]
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.writelines(_dumps(line) for line in lines)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    _fsync_dir(out.parent)
+    headers = [meta for scan in scans for meta in scan.headers]
+    return MergeResult(len(last), total - len(last), len(headers), _missing_shards(headers))
+
+
+def _version(meta: Mapping[str, Any]) -> str:
+    return f"{meta.get('odebench_version')}@{meta.get('git_commit')}"
+
+
+def _suite(meta: Mapping[str, Any]) -> str:
+    return str(meta.get("suite"))
+
+
+def _missing_shards(headers: list[dict[str, Any]]) -> list[str]:
+    """The shards "I/N" of each N seen in `headers` that none of them ran."""
+    seen = {tuple(int(x) for x in str(meta["shard"]).split("/")) for meta in headers if meta.get("shard")}
+    counts = {count for _, count in seen}
+    return [f"{i}/{n}" for n in sorted(counts) for i in range(1, n + 1) if (i, n) not in seen]
 
 
 def _expand(paths: PathLike | Iterable[PathLike]) -> list[Path]:

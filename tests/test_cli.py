@@ -58,6 +58,7 @@ def run_cli(capsys, *argv):
         (["run", "--executor", "dask", "--workers", "2", "--scheduler", "x"], "--executor dask takes"),
         (["run", "--workers", "0"], "--workers must be at least 1, got 0"),
         (["run", "--in-process", "--workers", "2"], "--in-process runs cases in this process"),
+        (["merge", "missing.jsonl", "--out", "x.jsonl"], "no results file at missing.jsonl"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, argv, fragment):
@@ -188,6 +189,14 @@ def test_run_report_compare(capsys, tmp_path, monkeypatch):
     assert code == 2 and err == "odebench: error: the new results hold no records; nothing to compare\n"
 
 
+@pytest.mark.parametrize("value, fragment", [("4/3", "shard 4/3 is not one of 1/3 .. 3/3"), ("two", "'two'")])
+def test_a_bad_shard_exits_2_with_one_line(capsys, value, fragment):
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--shard", value])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and fragment in err, err
+
+
 def test_dask_without_distributed_exits_2_with_the_install_hint(capsys, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed raises ImportError
     argv = ["run", "--task", "linear", "--method", "aca", "--executor", "dask", "--workers", "2"]
@@ -197,10 +206,10 @@ def test_dask_without_distributed_exits_2_with_the_install_hint(capsys, monkeypa
     assert not (tmp_path / "r.jsonl").exists()
 
 
-def test_run_prints_the_executor_before_starting(capsys, tmp_path):
+def test_run_prints_the_executor_and_a_shard_before_starting(capsys, tmp_path):
     argv = ["run", "--task", "linear", "--size", "2", "--method", "naive", "aca", "--rtol", "1e-3"]
     code, out, _err = run_cli(
-        capsys, *argv, "--repeats", "1", "--workers", "2", "--out", str(tmp_path / "r.jsonl"), "--no-progress"
+        capsys, *argv, "--repeats", "1", "--shard", "2/2", "--out", str(tmp_path / "r.jsonl"), "--no-progress"
     )
     assert code == 0
-    assert "2 cases" in out and "executor: local, 2 workers\n" in out
+    assert "1 cases (shard 2/2 of 2)" in out and "executor: local, 1 worker\n" in out

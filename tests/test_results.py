@@ -24,6 +24,7 @@ from odebench.results import (
     ResultsWriter,
     load,
     load_records,
+    merge,
     read_metadata,
 )
 
@@ -347,3 +348,51 @@ def test_records_name_the_host_and_executor_that_measured_them(tmp_path: Path) -
     assert lines(path)[1]["host"] == "node-7" and lines(path)[1]["executor"] == "dask"
     frame = load(path)
     assert frame.host.tolist() == ["node-7", None] and frame.executor.tolist() == ["dask", None]
+
+
+def shard_file(path: Path, run_id: str, records: list[Record], **extra: object) -> Path:
+    with ResultsWriter(path, meta(run_id, **{"suite": "quick", **extra})) as writer:
+        for record in records:
+            writer.write(record, host=run_id, executor="local")
+    return path
+
+
+def test_merge_keeps_every_header_and_each_cases_record_of_the_last_file(tmp_path: Path) -> None:
+    a = shard_file(tmp_path / "a.jsonl", "a", [ok_record(0), ok_record(1)], shard="1/3")
+    b = shard_file(tmp_path / "b.jsonl", "b", [ok_record(2), ok_record(1, nfe_forward=99)], shard="2/3")
+    out = tmp_path / "all.jsonl"
+    result = merge([a, b], out)
+    assert (result.records, result.replaced, result.headers) == (3, 1, 2)
+    assert result.missing_shards == ["3/3"]
+    assert [m["run_id"] for m in read_metadata(out)] == ["a", "b"]
+    frame = load(out).set_index("seed")
+    assert sorted(frame.index) == [0, 1, 2]
+    assert frame.loc[1, "nfe_forward"] == 99 and frame.loc[1, "meta_run_id"] == "b"
+    assert frame.loc[0, "host"] == "a" and frame.loc[2, "host"] == "b"
+    # each record stays under the header it was written under
+    assert [line["type"] for line in lines(out)] == ["header", "record", "header", "record", "record"]
+
+
+@pytest.mark.parametrize(
+    "other, fragment",
+    [
+        ({"odebench_version": "0.2.0"}, "different odebench versions (0.1.0@abc1234"),
+        ({"git_commit": "fff0000"}, "different odebench versions"),
+        ({"suite": "full"}, "different suites (quick"),
+    ],
+)
+def test_merge_refuses_different_versions_or_suites_unless_forced(tmp_path, other, fragment) -> None:
+    a = shard_file(tmp_path / "a.jsonl", "a", [ok_record(0)])
+    b = shard_file(tmp_path / "b.jsonl", "b", [ok_record(1)], **other)
+    with pytest.raises(InvalidInputError, match=fragment.replace("(", r"\(")):
+        merge([a, b], tmp_path / "all.jsonl")
+    assert not (tmp_path / "all.jsonl").exists()
+    assert merge([a, b], tmp_path / "all.jsonl", force=True).records == 2
+
+
+def test_merge_never_overwrites(tmp_path: Path) -> None:
+    a = shard_file(tmp_path / "a.jsonl", "a", [ok_record(0)])
+    with pytest.raises(InvalidInputError, match="already exists"):
+        merge([a], a)
+    with pytest.raises(InvalidInputError, match="given twice"):
+        merge([a, a], tmp_path / "all.jsonl")

@@ -84,6 +84,19 @@ def run_sweep(
     return result
 
 
+def shard(cases: Sequence, index: int, count: int) -> list:
+    """The `index`-th (1-based) of `count` disjoint shards of `cases`, in their order.
+
+    The shards take every `count`-th case in order of case id, so they depend only on the set of
+    (resolved) cases: together they hold every case once, whatever runs each shard and in which
+    order the cases were given.
+    """
+    cases = [_resolved(case) for case in cases]
+    ids = sorted({case.case_id for case in cases})
+    chosen = set(ids[index - 1 :: count])
+    return [case for case in cases if case.case_id in chosen]
+
+
 def _resolved(case):
     try:
         return kind_of(case).resolve(case)

@@ -1,6 +1,6 @@
 """Executors: local workers and a Dask cluster give the serial sweep's records, keep its isolation,
-and lose and duplicate nothing when a Dask worker dies (killing the client is in test_sweep.py,
-for every executor)."""
+lose and duplicate nothing when a Dask worker dies, and shards merge into the whole (killing the
+client is in test_sweep.py, for every executor)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import pytest
 
 from odebench import suites
 from odebench.cases import resolve
+from odebench.cli import main
 from odebench.harness.executors import Dask, ExecutorError, Local
 from odebench.harness.sweep import run_sweep
 from odebench.report.comparison import COUNTS, ERRORS
-from odebench.results import load, read_metadata
+from odebench.results import load, merge, read_metadata
 from tests.harness.faults import EXPECTED, PLUGIN, case
 
 distributed = pytest.importorskip("distributed", reason="needs odebench[distributed] (the dev extra has it)")
@@ -130,3 +131,18 @@ def test_cpu_cases_run_one_at_a_time_per_host_when_asked(cluster, tmp_path, trac
 def test_cuda_cases_are_refused_where_no_worker_declares_a_gpu(cluster, tmp_path):
     with pytest.raises(ExecutorError, match="declare a GPU resource"):
         sweep(cluster, [case(device="cuda")], tmp_path / "gpu.jsonl")
+
+
+def test_shards_merged_are_the_unsharded_run(tmp_path, capsys):
+    grid = ["run", "--task", "linear", "--size", "2", "--method", "naive", "aca", "--rtol", "1e-3", "1e-5"]
+    grid += ["--solver", "dopri5", "bosh3", "--repeats", "1", "--in-process", "--no-progress"]
+    assert main([*grid, "--out", str(tmp_path / "all.jsonl")]) == 0
+    for index in (1, 2, 3):
+        assert main([*grid, "--shard", f"{index}/3", "--out", str(tmp_path / f"{index}.jsonl")]) == 0
+    shards = [set(load(tmp_path / f"{index}.jsonl").case_id) for index in (1, 2, 3)]
+    assert all(shards) and not (shards[0] & shards[1] or shards[0] & shards[2] or shards[1] & shards[2])
+    result = merge([tmp_path / f"{index}.jsonl" for index in (1, 2, 3)], tmp_path / "merged.jsonl")
+    assert result.replaced == 0 and result.missing_shards == []
+    merged, whole = load(tmp_path / "merged.jsonl"), load(tmp_path / "all.jsonl")
+    assert sorted(merged.case_id) == sorted(whole.case_id) and len(whole) == 8
+    assert [m["shard"] for m in read_metadata(tmp_path / "merged.jsonl")] == ["1/3", "2/3", "3/3"]
