@@ -95,10 +95,14 @@ def call_field(func: nn.Module, t: torch.Tensor, y: torch.Tensor, *, just_before
 
 
 def stage_time(tab: TableauTensors, solver: Solver, i: int, t0, dt, t1):
-    """Time of stage ``i`` and whether it is evaluated just before the step end."""
-    if solver.adaptive and float(tab.c[i]) == 1.0:
+    """Time of stage ``i`` and whether it is evaluated just before the step end.
+
+    Inside the step the time is computed in the state's dtype, as torchdiffeq computes it (in
+    float32 that differs from rounding the float64 time).
+    """
+    if solver.adaptive and solver.tableau.c[i] == 1.0:
         return t1, True
-    return t0 + float(tab.c[i]) * dt, False
+    return t0.to(tab.c.dtype) + tab.c[i] * dt.to(tab.c.dtype), False
 
 
 def stage_state(tab: TableauTensors, i: int, y0: torch.Tensor, k: list[torch.Tensor], dt_y):
