@@ -128,6 +128,36 @@ def combine(tab: TableauTensors, y0: torch.Tensor, k: list[torch.Tensor], dt, we
     return y0 + torch.sum(torch.stack(k, dim=-1) * (weights * dt_y), dim=-1)
 
 
+# The forward solve keeps a step's stages in one buffer ``K`` of shape ``(*y.shape, s)``, as
+# torchdiffeq does, instead of stacking the list again for every stage.
+
+
+def _stage_buffer(y0: torch.Tensor, stages: int) -> torch.Tensor:
+    return y0.new_empty(*y0.shape, stages)
+
+
+def _buffer_state(y0: torch.Tensor, K: torch.Tensor, a_dt: torch.Tensor, i: int) -> torch.Tensor:
+    """``stage_state`` from the buffer; ``a_dt = dt * a``."""
+    return y0 + torch.sum(K[..., :i] * a_dt[i, :i], dim=-1)
+
+
+def _buffer_combine(y0: torch.Tensor, K: torch.Tensor, dt, weights) -> torch.Tensor:
+    """``combine`` from the buffer."""
+    return y0 + torch.sum(K * (weights * dt.to(y0.dtype)), dim=-1)
+
+
+def _evaluate_stages(func, solver: Solver, tab: TableauTensors, t0, dt, y0, K, first: int) -> torch.Tensor:
+    """Fill ``K[..., first:]``; return the input of the last stage."""
+    a_dt = tab.a * dt.to(y0.dtype)
+    t1 = t0 + dt
+    y_i = y0
+    for i in range(first, solver.tableau.stages):
+        ti, just_before = stage_time(tab, solver, i, t0, dt, t1)
+        y_i = y0 if i == 0 else _buffer_state(y0, K, a_dt, i)
+        K[..., i] = call_field(func, ti, y_i, just_before=just_before)
+    return y_i
+
+
 def dense_output_weights(tab: TableauTensors, x: torch.Tensor) -> torch.Tensor:
     """Stage weights of torchdiffeq's quartic dense output at relative position ``x``.
 
@@ -174,10 +204,11 @@ def check_options(solver: Solver, options: Mapping[str, Any] | None) -> dict[str
     return options
 
 
+@torch.no_grad()
 def integrate(func, y0, t, solver: Solver, rtol, atol, options=None):
     """Solve on ``t`` as torchdiffeq would; return ``(solution, trajectory)``.
 
-    Runs under the caller's grad mode; the checkpointing methods call it under ``no_grad``.
+    Runs without a graph: differentiate a recorded trajectory with `replay` or step by step.
     Steps are reported through ``func``'s torchdiffeq-style callbacks when it has them.
     """
     options = check_options(solver, options)
@@ -211,12 +242,12 @@ def _initial_step(func, t0, y0, f0, order, rtol, atol, t_dtype):
     return torch.min(100 * h0, h1.abs()).to(t_dtype)
 
 
-def _next_step_size(dt, error_ratio, safety, ifactor, dfactor, order):
+def _next_step_size(dt, error_ratio, safety, ifactor, dfactor, exponent):
+    """torchdiffeq's controller; ``exponent`` is ``1 / order`` in the time dtype."""
     if error_ratio == 0:
         return dt * ifactor
     if error_ratio < 1:
         dfactor = torch.ones((), dtype=dt.dtype, device=dt.device)
-    exponent = torch.tensor(order, dtype=dt.dtype, device=dt.device).reciprocal()
     factor = torch.min(ifactor, torch.max(safety / error_ratio.type_as(dt) ** exponent, dfactor))
     return dt * factor
 
@@ -234,6 +265,7 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
     max_step = as_t(options.get("max_step", math.inf))
     safety, ifactor = as_t(options.get("safety", 0.9)), as_t(options.get("ifactor", 10.0))
     dfactor = as_t(options.get("dfactor", 0.2))
+    exponent = as_t(solver.order).reciprocal()
     max_num_steps = int(options.get("max_num_steps", 2**31 - 1))
     tab = solver.tableau.tensors(y0.dtype, device)
 
@@ -242,8 +274,7 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
         dt = _initial_step(func, t[0], y0, f0, solver.order, rtol, atol, t_dtype)
     else:
         dt = as_t(options["first_step"])
-    y, f, t_start, t_end = y0, f0, t[0], t[0]
-    k_last: list[torch.Tensor] = []
+    y, f, t_start, t_end, K_last = y0, f0, t[0], t[0], None
     for j in range(1, len(t)):
         attempts = 0
         while t[j] > t_end:
@@ -259,12 +290,12 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
                 raise FloatingPointError(f"underflow in dt {dt.item()}")
             if not torch.isfinite(y).all():
                 raise FloatingPointError("non-finite values in the state")
-            k = runge_kutta_stages(func, solver, tab, t0, dt, y, f)
-            if solver.tableau.fsal:
-                y1 = stage_state(tab, len(k) - 1, y, k, dt.to(y.dtype))
-            else:
-                y1 = combine(tab, y, k, dt, tab.b)
-            error = combine(tab, torch.zeros_like(y), k, dt, tab.b_error)
+            K = _stage_buffer(y, solver.tableau.stages)
+            K[..., 0] = f
+            y1 = _evaluate_stages(func, solver, tab, t0, dt, y, K, 1)
+            if not solver.tableau.fsal:
+                y1 = _buffer_combine(y, K, dt, tab.b)
+            error = torch.sum(K * (tab.b_error * dt.to(y.dtype)), dim=-1)
             error_ratio = _rms_norm(error / (atol + rtol * torch.max(y.abs(), y1.abs()))).abs()
             accept = bool(error_ratio <= 1)
             if dt > max_step:
@@ -273,16 +304,17 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
                 accept = True
             if accept:
                 trajectory.steps.append(Step(t0=t0, dt=dt, y0=y, f0=f))
-                y, f, t_start, t_end, k_last = y1, k[-1], t0, t1, k
+                # A copy of the last stage, so that the buffer is freed with the next step.
+                y, f, t_start, t_end, K_last = y1, K[..., -1].clone(), t0, t1, K
             else:
                 notify(func, "callback_reject_step", t0, y, dt)
-            dt = _next_step_size(dt, error_ratio, safety, ifactor, dfactor, solver.order)
+            dt = _next_step_size(dt, error_ratio, safety, ifactor, dfactor, exponent)
             dt = dt.clamp(min_step, max_step)
         n = len(trajectory.steps) - 1
         step = trajectory.steps[n]
         weights = dense_output_weights(tab, (t[j] - t_start) / (t_end - t_start))
         trajectory.outputs.append(OutputSlot(index=j, step=n, weights=weights))
-        solution.append(combine(tab, step.y0, k_last, step.dt, weights))
+        solution.append(_buffer_combine(step.y0, K_last, step.dt, weights))
 
 
 def fixed_grid(t: torch.Tensor, step_size) -> torch.Tensor:
@@ -302,16 +334,16 @@ def _integrate_fixed(func, y0, t, solver, options, trajectory, solution):
     for n, (t0, t1) in enumerate(itertools.pairwise(grid)):
         dt = t1 - t0
         notify(func, "callback_step", t0, y, dt)
-        k = runge_kutta_stages(func, solver, tab, t0, dt, y, None)
-        y1 = combine(tab, y, k, dt, tab.b)
+        K = _stage_buffer(y, solver.tableau.stages)
+        _evaluate_stages(func, solver, tab, t0, dt, y, K, 0)
         trajectory.steps.append(Step(t0=t0, dt=dt, y0=y, f0=None))
         while j < len(t) and t1 >= t[j]:
             fraction = 0.0 if t[j] == t0 else 1.0 if t[j] == t1 else (t[j] - t0) / (t1 - t0)
             weights = torch.as_tensor(fraction, dtype=y0.dtype, device=y0.device) * tab.b
             trajectory.outputs.append(OutputSlot(index=j, step=n, weights=weights))
-            solution.append(combine(tab, y, k, dt, weights))
+            solution.append(_buffer_combine(y, K, dt, weights))
             j += 1
-        y = y1
+        y = _buffer_combine(y, K, dt, tab.b)
 
 
 # ----------------------------------------------------------------------------- replay
