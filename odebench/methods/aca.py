@@ -30,13 +30,13 @@ class ACA(CheckpointedMethod):
             y = step.y0.detach().requires_grad_(True)
             f = None if step.f0 is None else step.f0.detach().requires_grad_(True)
             k = runge_kutta_stages(func, solver, tab, step.t0, step.dt, y, f)
-            outs = [combine(tab, y, k, step.dt, tab.b)]
+            outs = [combine(y, k, step.dt, solver.tableau.b)]
             cots = [cot.state]
             if f is not None:
                 outs.append(k[-1])
                 cots.append(cot.first_stage)
             for weights, g in cot.outputs:
-                outs.append(combine(tab, y, k, step.dt, weights))
+                outs.append(combine(y, k, step.dt, weights))
                 cots.append(g)
             inputs = (y,) if f is None else (y, f)
             grads = torch.autograd.grad(outs, inputs + params, cots, allow_unused=True)

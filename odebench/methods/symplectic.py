@@ -46,7 +46,8 @@ class Symplectic(CheckpointedMethod):
         t1 = step.t0 + step.dt
         with torch.no_grad():
             k = runge_kutta_stages(func, solver, tab, step.t0, step.dt, step.y0, step.f0)
-            states = [step.y0] + [stage_state(tab, i, step.y0, k, dt_y) for i in range(1, stages)]
+            h = step.dt.item()
+            states = [step.y0] + [stage_state(solver, i, step.y0, k, h) for i in range(1, stages)]
             del k
         # Cotangents of the stage derivatives from the step's end state and its outputs.
         weights = tab.b.reshape(-1, *([1] * step.y0.ndim)) * cot.state

@@ -105,27 +105,41 @@ def stage_time(tab: TableauTensors, solver: Solver, i: int, t0, dt, t1):
     return t0.to(tab.c.dtype) + tab.c[i] * dt.to(tab.c.dtype), False
 
 
-def stage_state(tab: TableauTensors, i: int, y0: torch.Tensor, k: list[torch.Tensor], dt_y):
-    """Input of stage ``i``: ``y0 + dt * sum_{j<i} a_ij k_j`` (summed as torchdiffeq sums)."""
-    stacked = torch.stack(k[:i], dim=-1)
-    return y0 + torch.sum(stacked * (tab.a[i, :i] * dt_y), dim=-1)
+# With a graph (replay, the checkpointed methods' backward) a step's stages are a list and every
+# combination a chain of scaled additions, which builds fewer and smaller autograd nodes than
+# stacking the list (the values differ from the forward's only by round-off).
+
+
+def linear_combination(y0: torch.Tensor, k: list[torch.Tensor], coefficients) -> torch.Tensor:
+    """``y0 + sum_j coefficients_j k_j`` (Python floats), skipping zero coefficients."""
+    out = y0
+    for c, k_j in zip(coefficients, k):
+        if c != 0.0:
+            out = torch.add(out, k_j, alpha=c)
+    return out
+
+
+def stage_state(solver: Solver, i: int, y0: torch.Tensor, k: list[torch.Tensor], dt: float):
+    """Input of stage ``i``: ``y0 + dt * sum_{j<i} a_ij k_j``."""
+    return linear_combination(y0, k, [a_ij * dt for a_ij in solver.tableau.a[i][:i]])
 
 
 def runge_kutta_stages(func, solver: Solver, tab: TableauTensors, t0, dt, y0, f0):
     """All stage derivatives ``k`` of one step (``f0`` is reused as ``k_1`` when given)."""
-    dt_y = dt.to(y0.dtype)
+    h = dt.item()
     t1 = t0 + dt
     k = [call_field(func, t0, y0) if f0 is None else f0]
     for i in range(1, solver.tableau.stages):
         ti, just_before = stage_time(tab, solver, i, t0, dt, t1)
-        k.append(call_field(func, ti, stage_state(tab, i, y0, k, dt_y), just_before=just_before))
+        k.append(call_field(func, ti, stage_state(solver, i, y0, k, h), just_before=just_before))
     return k
 
 
-def combine(tab: TableauTensors, y0: torch.Tensor, k: list[torch.Tensor], dt, weights):
-    """``y0 + dt * sum_i weights_i k_i``."""
-    dt_y = dt.to(y0.dtype)
-    return y0 + torch.sum(torch.stack(k, dim=-1) * (weights * dt_y), dim=-1)
+def combine(y0: torch.Tensor, k: list[torch.Tensor], dt, weights) -> torch.Tensor:
+    """``y0 + dt * sum_i weights_i k_i`` (weights: a sequence of floats or a tensor)."""
+    h = dt.item()
+    weights = weights.tolist() if isinstance(weights, torch.Tensor) else weights
+    return linear_combination(y0, k, [w * h for w in weights])
 
 
 # The forward solve keeps a step's stages in one buffer ``K`` of shape ``(*y.shape, s)``, as
@@ -137,7 +151,7 @@ def _stage_buffer(y0: torch.Tensor, stages: int) -> torch.Tensor:
 
 
 def _buffer_state(y0: torch.Tensor, K: torch.Tensor, a_dt: torch.Tensor, i: int) -> torch.Tensor:
-    """``stage_state`` from the buffer; ``a_dt = dt * a``."""
+    """``stage_state`` from the buffer, summed as torchdiffeq sums; ``a_dt = dt * a``."""
     return y0 + torch.sum(K[..., :i] * a_dt[i, :i], dim=-1)
 
 
@@ -362,7 +376,7 @@ def replay(func, y0: torch.Tensor, trajectory: Trajectory) -> torch.Tensor:
     for n, step in enumerate(trajectory.steps):
         k = runge_kutta_stages(func, solver, tab, step.t0, step.dt, y, f)
         for slot in slots.get(n, ()):
-            solution[slot.index] = combine(tab, y, k, step.dt, slot.weights)
-        y = combine(tab, y, k, step.dt, tab.b)
+            solution[slot.index] = combine(y, k, step.dt, slot.weights)
+        y = combine(y, k, step.dt, solver.tableau.b)
         f = k[-1] if trajectory.carries_first_stage else None
     return torch.stack(solution)
