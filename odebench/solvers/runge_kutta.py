@@ -300,7 +300,7 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
             if not torch.isfinite(dt):
                 dt = min_step
             dt = dt.clamp(min_step, max_step)
-            step = Step(t0=t_end, dt=dt, y0=y, f0=None if fsal else f, carried=K_last is not None)
+            step = Step(t0=t_end, dt=dt, y0=y, f0=None if fsal else f, carried=bool(trajectory.steps))
             notify(func, "callback_step", step.t0, y, dt)
             if not step.t0 + dt > step.t0:
                 raise FloatingPointError(f"underflow in dt {dt.item()}")
