@@ -22,7 +22,7 @@ import torch
 
 from odebench import solvers
 from odebench.methods.base import Capabilities, GradientMethod
-from odebench.solvers.runge_kutta import OutputSlot, Step, call_field, check_options, integrate
+from odebench.solvers.runge_kutta import OutputSlot, Step, Trajectory, call_field, check_options, integrate
 from odebench.solvers.tableau import TableauTensors
 
 
@@ -66,7 +66,14 @@ def checkpointed_capabilities(reference: str) -> Capabilities:
         backend="odebench",
         reference=reference,
         torchdiffeq_grid=True,
+        keeps_trajectory=True,
     )
+
+
+def trajectory_of(solution: torch.Tensor) -> Trajectory | None:
+    """The grid a checkpointed solve recorded for `solution` (until its backward has run), or
+    None for a solution no checkpointed method made."""
+    return getattr(solution.grad_fn, "trajectory", None)
 
 
 def stage_range(solver: solvers.Solver, step: Step) -> range:

@@ -260,3 +260,21 @@ def test_unused_parameters_get_zero_gradient(method):
 def test_float32(method, device):
     err = linear_gradient_error(method, "dopri5", device, tol=1e-5, dtype=torch.float32)
     assert err < 1e-3
+
+
+@pytest.mark.parametrize("name", [n for n in CORE if methods.get(n).capabilities.keeps_trajectory])
+def test_a_kept_trajectory_is_the_native_integrators_grid(name):
+    """The discrete-exact check reuses the grid a checkpointed solve kept instead of solving
+    again; that grid must be the one the native integrator takes."""
+    from odebench import tasks
+    from odebench.methods.checkpointed import trajectory_of
+
+    problem = tasks.get("spiral").build(1)
+    y0 = problem.y0.clone().requires_grad_(True)
+    kept = trajectory_of(methods.get(name).odeint(problem.func, y0, problem.t, rtol=1e-5, atol=1e-7))
+    with torch.no_grad():
+        _, fresh = integrate(problem.func, problem.y0, problem.t, solvers.get("dopri5"), 1e-5, 1e-7)
+    assert len(kept.steps) == len(fresh.steps) > 10
+    for a, b in zip(kept.steps, fresh.steps):
+        assert torch.equal(a.t0, b.t0) and torch.equal(a.dt, b.dt) and torch.equal(a.y0, b.y0)
+    assert trajectory_of(methods.get("naive").odeint(problem.func, y0, problem.t)) is None
