@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from odebench.registry import Registry
 from odebench.studies.base import Setup, Study
+from odebench.studies.cnf_seminorm import CNFSeminorm
 from odebench.studies.damped_oscillators import OscillatorsANODE, OscillatorsNODE, OscillatorsSONODE
 from odebench.studies.three_body_masses import ThreeBodyMasses
 
@@ -18,6 +19,7 @@ for _study in (
     OscillatorsNODE(),
     OscillatorsANODE(),
     OscillatorsSONODE(),
+    CNFSeminorm(),
 ):
     registry.register(_study.name, _study)
 
