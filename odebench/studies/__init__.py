@@ -11,6 +11,7 @@ from odebench.registry import Registry
 from odebench.studies.base import Setup, Study
 from odebench.studies.cnf_seminorm import CNFSeminorm
 from odebench.studies.damped_oscillators import OscillatorsANODE, OscillatorsNODE, OscillatorsSONODE
+from odebench.studies.digits_classification import DigitsClassification
 from odebench.studies.lorenz63_one_step import Lorenz63OneStep
 from odebench.studies.three_body_masses import ThreeBodyMasses
 
@@ -21,6 +22,7 @@ for _study in (
     OscillatorsANODE(),
     OscillatorsSONODE(),
     Lorenz63OneStep(),
+    DigitsClassification(),
     CNFSeminorm(),
 ):
     registry.register(_study.name, _study)
