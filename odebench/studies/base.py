@@ -94,6 +94,15 @@ class Study(abc.ABC):
         return f"{type(self).__name__}(name={self.name!r})"
 
 
+def iteration_generator(seed: int, iteration: int) -> torch.Generator:
+    """The CPU generator of one iteration's random draws (a minibatch), deterministic in both.
+
+    `seed` is a study's data seed (drawn from the run's generator in `Study.build`, below 2**31);
+    iterations below 2**20 never share a stream.
+    """
+    return torch.Generator(device="cpu").manual_seed(seed * 2**20 + iteration)
+
+
 def cast(data: Any, dtype: torch.dtype, device: torch.device | str) -> Any:
     """`data` (tensors, or tuples, lists and dicts of them) on `device`, floating ones in `dtype`."""
     if isinstance(data, torch.Tensor):
