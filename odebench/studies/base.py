@@ -73,6 +73,9 @@ class Study(abc.ABC):
     smooth: ClassVar[int] = 1
     #: rtol = atol of the float64 dopri8 reference gradient checked during training.
     reference_tolerance: ClassVar[float] = 1e-10
+    #: Options the published setup gives an adaptive solver (e.g. its first step), passed to every
+    #: method's solve in torchdiffeq's names.
+    solver_options: ClassVar[dict] = {}
 
     @abc.abstractmethod
     def build(self, generator: torch.Generator) -> Setup:
