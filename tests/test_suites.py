@@ -9,8 +9,8 @@ import torch
 from odebench import suites, tasks
 from odebench.cases import resolve
 from odebench.errors import InvalidInputError
-from odebench.methods import CORE
 from odebench.harness.ratios import RatioCase
+from odebench.methods import CORE
 from odebench.record import Case
 
 
