@@ -9,6 +9,7 @@ import torch
 from odebench import suites, tasks
 from odebench.cases import resolve
 from odebench.errors import InvalidInputError
+from odebench.harness.ratios import RatioCase
 from odebench.methods import CORE
 from odebench.record import Case
 
@@ -125,7 +126,14 @@ def test_cases_a_dtype_cannot_meet_are_left_out_with_the_reason():
     }
 
 
-def test_the_gate_suite_is_the_core_methods_on_three_tasks():
+def test_the_gate_suite_is_the_core_methods_on_three_tasks_and_their_interleaved_ratios():
     gate = suites.plan("gate")
-    assert {c.method for c in gate.cases} == set(CORE)
-    assert len(gate.cases) == 15 + 8 and len(gate.left_out) == 2
+    gradient = [c for c in gate.cases if isinstance(c, Case)]
+    ratios = [c for c in gate.cases if isinstance(c, RatioCase)]
+    assert {c.method for c in gradient} == set(CORE)
+    assert len(gradient) == 15 + 8 and len(gate.left_out) == 2
+    assert [(c.task, c.methods, c.baseline) for c in ratios] == [
+        ("linear", ("adjoint", "seminorm", "aca", "symplectic"), "naive"),
+        ("mlp", ("adjoint", "seminorm", "aca", "symplectic"), "naive"),
+        ("mlp", ("aca",), "aca@torchdiffeqpack"),
+    ]

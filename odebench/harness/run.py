@@ -29,6 +29,7 @@ from odebench.cases import resolve, torch_dtype
 from odebench.errors import InvalidInputError, MaxStepsExceeded, OdebenchError, describe
 from odebench.measure import CountedField, measure_peak, time_forward_backward
 from odebench.methods.base import quiet_fixed_step_callbacks
+from odebench.methods.checkpointed import trajectory_of
 from odebench.record import Case, Record
 from odebench.solvers.runge_kutta import integrate, replay
 
@@ -186,7 +187,9 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     y0 = problem.y0.detach().clone().requires_grad_(True)
     try:
         with stage("counted_run"), counted.phase("forward"):
-            loss = problem.loss(prepared.solve(counted, y0))
+            solution = prepared.solve(counted, y0)
+            trajectory = trajectory_of(solution) if caps.keeps_trajectory else None
+            loss = problem.loss(solution)
         with stage("counted_run_backward"), counted.phase("backward"):
             flat = flat_gradient(counted, y0, loss)
     finally:
@@ -225,7 +228,7 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     # 3. discrete-exact gradient on the very grid the forward solve took
     if caps.torchdiffeq_grid:
         with stage("discrete_exact"):
-            measured["grad_rel_error_discrete"] = _rel(flat, _discrete_exact(prepared))
+            measured["grad_rel_error_discrete"] = _rel(flat, _discrete_exact(prepared, trajectory))
 
     # 4. timing, on the bare field
     def forward_run():
@@ -254,14 +257,16 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     measured.update(peak_memory_bytes=peak, memory_backend=backend)
 
 
-def _discrete_exact(prepared: Prepared) -> torch.Tensor:
-    """Autograd through odebench's replay of the forward grid (torchdiffeq's accepted steps)."""
+def _discrete_exact(prepared: Prepared, trajectory=None) -> torch.Tensor:
+    """Autograd through odebench's replay of the forward grid (torchdiffeq's accepted steps):
+    the grid the method kept, or, for one that keeps none, the native integrator's solve."""
     problem, case = prepared.problem, prepared.case
-    solver = solvers.get(case.solver)
-    with torch.no_grad():
-        _, trajectory = integrate(
-            problem.func, problem.y0, problem.t, solver, case.rtol, case.atol, prepared.options
-        )
+    if trajectory is None:
+        solver = solvers.get(case.solver)
+        with torch.no_grad():
+            _, trajectory = integrate(
+                problem.func, problem.y0, problem.t, solver, case.rtol, case.atol, prepared.options
+            )
     y0 = problem.y0.detach().clone().requires_grad_(True)
     loss = problem.loss(replay(problem.func, y0, trajectory))
     return flat_gradient(problem.func, y0, loss).to(torch.float64).cpu()

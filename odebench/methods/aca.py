@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from odebench.methods.checkpointed import CheckpointedMethod, checkpointed_capabilities
-from odebench.solvers.runge_kutta import combine, runge_kutta_stages
+from odebench.methods.checkpointed import CheckpointedMethod, checkpointed_capabilities, stage_range
+from odebench.solvers.runge_kutta import graph_stages
 
 
 class ACA(CheckpointedMethod):
     """Adaptive Checkpoint Adjoint (ACA).
 
     Forward: solve without a graph, keep the accepted step grid and the state at every accepted
-    step (rejected trials are discarded). Backward: rebuild each step's local graph from its
-    checkpoint and backpropagate through it. Memory: N states plus one step's graph (all s
-    stages of the network). The gradient is that of the discrete forward solve.
+    step (rejected trials are discarded). Backward: rebuild each step's stages with autograd from
+    its checkpoint and backpropagate their cotangents through them. Memory: N states plus one
+    step's graph (its stages' network evaluations). The gradient is that of the discrete forward
+    solve.
 
     Reference: Zhuang, Dvornek, Li, Tatikonda, Papademetris & Duncan, "Adaptive Checkpoint
     Adjoint Method for Gradient Estimation in Neural ODE", ICML 2020.
@@ -25,23 +26,21 @@ class ACA(CheckpointedMethod):
         "Zhuang et al., Adaptive Checkpoint Adjoint Method for Gradient Estimation in Neural ODE, ICML 2020"
     )
 
-    def step_vjp(self, func, solver, tab, step, cot, params):
+    def step_vjp(self, func, solver, tab, step, lam, stage_cot, params, grad_params):
+        stages = stage_range(solver, step)
         with torch.enable_grad():
             y = step.y0.detach().requires_grad_(True)
             f = None if step.f0 is None else step.f0.detach().requires_grad_(True)
-            k = runge_kutta_stages(func, solver, tab, step.t0, step.dt, y, f)
-            outs = [combine(tab, y, k, step.dt, tab.b)]
-            cots = [cot.state]
-            if f is not None:
-                outs.append(k[-1])
-                cots.append(cot.first_stage)
-            for weights, g in cot.outputs:
-                outs.append(combine(tab, y, k, step.dt, weights))
-                cots.append(g)
+            k = graph_stages(func, tab, solver, step, y, f, stages.stop)
             inputs = (y,) if f is None else (y, f)
-            grads = torch.autograd.grad(outs, inputs + params, cots, allow_unused=True)
-        lam_y = grads[0] if grads[0] is not None else torch.zeros_like(step.y0)
-        if f is None:
-            return lam_y, None, list(grads[1:])
-        lam_f = grads[1] if grads[1] is not None else torch.zeros_like(step.y0)
-        return lam_y, lam_f, list(grads[2:])
+            grads = torch.autograd.grad(
+                [k[i] for i in stages],
+                inputs + params,
+                [stage_cot[i] for i in stages],
+                allow_unused=True,
+                materialize_grads=True,
+            )
+        for total, g in zip(grad_params, grads[len(inputs) :]):
+            total.add_(g)
+        lam_f = None if f is None else grads[1] + stage_cot[0]
+        return lam + grads[0], lam_f

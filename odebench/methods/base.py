@@ -30,6 +30,9 @@ class Capabilities:
         time_gradient: gradients with respect to the output times ``t`` are computed.
         backend: the library that does the differentiating.
         reference: the paper the method comes from.
+        keeps_trajectory: the solve keeps its recorded grid (`odebench.solvers.runge_kutta.Trajectory`)
+            with its result, where `trajectory_of` finds it: checks of the discrete-exact
+            gradient reuse it instead of solving again.
         torchdiffeq_grid: the forward solve takes the accepted steps of torchdiffeq's solver of
             the same name, so the discrete-exact gradient on that grid can be computed.
     """
@@ -42,6 +45,7 @@ class Capabilities:
     backend: str
     reference: str
     torchdiffeq_grid: bool = False
+    keeps_trajectory: bool = False
 
 
 class GradientMethod(abc.ABC):

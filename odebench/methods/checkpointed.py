@@ -1,36 +1,29 @@
 """Methods that solve without a graph, keep the accepted steps, and differentiate step by step.
 
 The forward pass runs odebench's Runge-Kutta integrator (the same accepted steps as torchdiffeq)
-under ``no_grad`` and keeps the state, and the carried first stage, at every accepted step. The
-backward pass walks the steps last to first, handing each one's cotangents to the subclass's
-`step_vjp`; the result is the gradient of the discrete forward solve.
+without a graph and keeps the state at every accepted step; the first stage a step carries over
+from the previous one is kept too only where it cannot be recomputed from that state (schemes that
+are not first-same-as-last). The backward pass walks the steps last to first and hands each one
+the cotangents of its end state and of its stage derivatives to the subclass's `step_vjp`; the
+result is the gradient of the discrete forward solve.
+
+Every output of a step is ``y_n + dt * sum_i w_i k_i``, so its cotangent ``g`` reaches ``y_n``
+directly and each stage as ``dt * w_i * g``. Where the last stage is recomputed as the next
+step's first (first same as last), its share goes to that stage of the next step instead, or,
+after the last step, to one evaluation at the end state.
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 
 from odebench import solvers
 from odebench.methods.base import Capabilities, GradientMethod
-from odebench.solvers.runge_kutta import Step, Trajectory, call_field, check_options, integrate
+from odebench.solvers.runge_kutta import OutputSlot, Step, Trajectory, call_field, check_options, integrate
 from odebench.solvers.tableau import TableauTensors
-
-
-@dataclass
-class StepCotangents:
-    """Cotangents flowing into one step from later in the solve.
-
-    ``state``: of the step's end state; ``first_stage``: of its last stage, which the next step
-    reuses as its first (adaptive solvers only); ``outputs``: (weights, cotangent) of every
-    output time that falls inside the step.
-    """
-
-    state: torch.Tensor
-    first_stage: torch.Tensor | None
-    outputs: list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class CheckpointedMethod(GradientMethod):
@@ -43,10 +36,18 @@ class CheckpointedMethod(GradientMethod):
         solver: solvers.Solver,
         tab: TableauTensors,
         step: Step,
-        cot: StepCotangents,
+        lam: torch.Tensor,
+        stage_cot: torch.Tensor,
         params: tuple[torch.Tensor, ...],
-    ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor | None]]:
-        """Return the cotangents of (start state, carried first stage, parameters)."""
+        grad_params: list[torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Pull one step's cotangents back to its start.
+
+        ``lam``: cotangent of the end state; ``stage_cot``: of the stage derivatives, shape
+        ``(s, *y.shape)``, ``dt * b_i * lam`` plus what the outputs contribute (the method may
+        overwrite it). Adds the parameters' cotangents to `grad_params` and returns those of the
+        start state and of the stored first stage ``step.f0`` (``None`` when there is none).
+        """
 
     def _odeint(self, func, y0, t, *, solver, rtol, atol, options):
         spec = solvers.get(solver)
@@ -65,13 +66,21 @@ def checkpointed_capabilities(reference: str) -> Capabilities:
         backend="odebench",
         reference=reference,
         torchdiffeq_grid=True,
+        keeps_trajectory=True,
     )
 
 
-def _add(total: list[torch.Tensor], grads) -> None:
-    for i, g in enumerate(grads):
-        if g is not None:
-            total[i] = total[i] + g
+def trajectory_of(solution: torch.Tensor) -> Trajectory | None:
+    """The grid a checkpointed solve recorded for `solution` (until its backward has run), or
+    None for a solution no checkpointed method made."""
+    return getattr(solution.grad_fn, "trajectory", None)
+
+
+def stage_range(solver: solvers.Solver, step: Step) -> range:
+    """The stages a step's VJP differentiates: the first unless it is stored, and the last unless
+    the scheme is first same as last (then the next step recomputes it as its first)."""
+    fsal = solver.tableau.fsal
+    return range(0 if step.f0 is None else 1, solver.tableau.stages - int(fsal))
 
 
 class _CheckpointedSolve(torch.autograd.Function):
@@ -87,28 +96,66 @@ class _CheckpointedSolve(torch.autograd.Function):
         y0, *params = ctx.saved_tensors
         params = tuple(params)
         method, func, trajectory = ctx.method, ctx.func, ctx.trajectory
-        solver = trajectory.solver
+        solver, steps = trajectory.solver, trajectory.steps
         tab = solver.tableau.tensors(y0.dtype, y0.device)
         grad_params = [torch.zeros_like(p) for p in params]
-        lam = torch.zeros_like(y0)
-        lam_f = torch.zeros_like(y0) if trajectory.carries_first_stage else None
         slots = trajectory.outputs_by_step()
-        for n in range(len(trajectory.steps) - 1, -1, -1):
-            outputs = [(s.weights, grad_solution[s.index]) for s in slots.get(n, ())]
-            cot = StepCotangents(state=lam, first_stage=lam_f, outputs=outputs)
-            lam, lam_f, grads = method.step_vjp(func, solver, tab, trajectory.steps[n], cot, params)
-            _add(grad_params, grads)
-        if lam_f is not None and trajectory.steps:
-            lam = lam + _first_stage_vjp(func, trajectory, y0, lam_f, params, grad_params)
+
+        def shifted(n: int) -> torch.Tensor | None:
+            """Step n's outputs' share in its last stage, where the next step recomputes it."""
+            if not trajectory.recomputes_first_stage or n < 0:
+                return None
+            return _last_stage_cotangent(steps[n], slots.get(n, ()), grad_solution)
+
+        lam = torch.zeros_like(y0)
+        tail = shifted(len(steps) - 1)
+        if tail is not None:
+            t_end = steps[-1].t0 + steps[-1].dt
+            lam = lam + _field_vjp(func, t_end, True, trajectory.end, tail, params, grad_params)
+        lam_f = None
+        for n in range(len(steps) - 1, -1, -1):
+            own = slots.get(n, ())
+            stage_cot = _stage_cotangents(tab, steps[n], lam, own, grad_solution)
+            if lam_f is not None:
+                stage_cot[-1] += lam_f
+            earlier = shifted(n - 1)
+            if earlier is not None:
+                stage_cot[0] += earlier
+            lam, lam_f = method.step_vjp(func, solver, tab, steps[n], lam, stage_cot, params, grad_params)
+            for slot in own:
+                lam = lam + grad_solution[slot.index]
+        if lam_f is not None:
+            lam = lam + _field_vjp(func, steps[0].t0, False, y0, lam_f, params, grad_params)
         lam = lam + grad_solution[0]
         return (None,) * 7 + (lam, *grad_params)
 
 
-def _first_stage_vjp(func, trajectory: Trajectory, y0, lam_f, params, grad_params):
-    """Pull the cotangent of the initial ``f(t0, y0)`` back to ``y0`` and the parameters."""
+def _stage_cotangents(tab: TableauTensors, step: Step, lam, slots: Sequence[OutputSlot], grad_solution):
+    """``dt * (b lam + sum over the step's outputs of w g)``, one row per stage."""
+    shape = (-1,) + (1,) * lam.ndim
+    total = tab.b.reshape(shape) * lam
+    for slot in slots:
+        total = total + slot.weights.reshape(shape) * grad_solution[slot.index]
+    return total * step.dt.to(lam.dtype)
+
+
+def _last_stage_cotangent(step: Step, slots: Sequence[OutputSlot], grad_solution) -> torch.Tensor | None:
+    """The share of a step's outputs in its last stage (``None`` when no output weighs it)."""
+    weighted = [
+        (slot.weights[-1], grad_solution[slot.index]) for slot in slots if bool(slot.weights[-1] != 0)
+    ]
+    if not weighted:
+        return None
+    total = sum(w * g for w, g in weighted)
+    return total * step.dt.to(total.dtype)
+
+
+def _field_vjp(func, t, just_before: bool, y, cot, params, grad_params) -> torch.Tensor:
+    """Pull `cot` back through one evaluation ``f(t, y)``: add to `grad_params`, return for `y`."""
     with torch.enable_grad():
-        y = y0.detach().requires_grad_(True)
-        f = call_field(func, trajectory.steps[0].t0, y)
-        grads = torch.autograd.grad(f, (y, *params), lam_f, allow_unused=True)
-    _add(grad_params, grads[1:])
-    return grads[0] if grads[0] is not None else torch.zeros_like(y0)
+        y = y.detach().requires_grad_(True)
+        f = call_field(func, t, y, just_before=just_before)
+        grads = torch.autograd.grad(f, (y, *params), cot, allow_unused=True, materialize_grads=True)
+    for total, g in zip(grad_params, grads[1:]):
+        total.add_(g)
+    return grads[0]

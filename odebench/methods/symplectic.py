@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from odebench.methods.checkpointed import CheckpointedMethod, checkpointed_capabilities
-from odebench.solvers.runge_kutta import (
-    call_field,
-    runge_kutta_stages,
-    stage_state,
-    stage_time,
-)
+from odebench.methods.checkpointed import CheckpointedMethod, checkpointed_capabilities, stage_range
+from odebench.solvers.runge_kutta import call_field, evaluate_stage, stage_buffer, stage_state, stage_time
 
 
 class Symplectic(CheckpointedMethod):
@@ -40,37 +35,28 @@ class Symplectic(CheckpointedMethod):
         "with Minimal Memory, NeurIPS 2021"
     )
 
-    def step_vjp(self, func, solver, tab, step, cot, params):
-        stages = solver.tableau.stages
-        dt_y = step.dt.to(step.y0.dtype)
-        t1 = step.t0 + step.dt
+    def step_vjp(self, func, solver, tab, step, lam, stage_cot, params, grad_params):
+        stages = stage_range(solver, step)
+        a_dt = tab.a * step.dt.to(step.y0.dtype)
         with torch.no_grad():
-            k = runge_kutta_stages(func, solver, tab, step.t0, step.dt, step.y0, step.f0)
-            states = [step.y0] + [stage_state(tab, i, step.y0, k, dt_y) for i in range(1, stages)]
-            del k
-        # Cotangents of the stage derivatives from the step's end state and its outputs.
-        weights = tab.b.reshape(-1, *([1] * step.y0.ndim)) * cot.state
-        for w, g in cot.outputs:
-            weights = weights + w.reshape(-1, *([1] * step.y0.ndim)) * g
-        stage_cot = list(dt_y * weights)
-        if cot.first_stage is not None:
-            stage_cot[-1] = stage_cot[-1] + cot.first_stage
-        lam = cot.state + sum((g for _, g in cot.outputs), torch.zeros_like(step.y0))
-        grad_params: list[torch.Tensor | None] = [None] * len(params)
-        first = 1 if step.f0 is not None else 0  # a carried first stage is not re-evaluated
-        for i in range(stages - 1, first - 1, -1):
-            ti, just_before = stage_time(tab, solver, i, step.t0, step.dt, t1)
+            # The inputs of the differentiated stages; the last one needs no evaluation.
+            K = stage_buffer(step.y0, solver)
+            if step.f0 is not None:
+                K[..., 0] = step.f0
+            states = [evaluate_stage(func, tab, solver, step, K, a_dt, i) for i in stages[:-1]]
+            states.append(stage_state(step.y0, K, a_dt, stages[-1]))
+            del K
+        shape = (-1,) + (1,) * lam.ndim
+        for i, state in zip(reversed(stages), reversed(states)):
+            t_i, just_before = stage_time(tab, solver, step, i)
             with torch.enable_grad():
-                state = states[i].detach().requires_grad_(True)
-                k_i = call_field(func, ti, state, just_before=just_before)
-                grads = torch.autograd.grad(k_i, (state, *params), stage_cot[i], allow_unused=True)
-            mu = grads[0] if grads[0] is not None else torch.zeros_like(state)
+                state = state.detach().requires_grad_(True)
+                k_i = call_field(func, t_i, state, just_before=just_before)
+                mu, *grads = torch.autograd.grad(
+                    k_i, (state, *params), stage_cot[i], allow_unused=True, materialize_grads=True
+                )
             lam = lam + mu
-            for p, g in enumerate(grads[1:]):
-                if g is not None:
-                    grad_params[p] = g if grad_params[p] is None else grad_params[p] + g
-            for j in range(i):
-                a_ij = float(tab.a[i, j])
-                if a_ij != 0.0:
-                    stage_cot[j] = stage_cot[j] + (dt_y * a_ij) * mu
-        return lam, (stage_cot[0] if step.f0 is not None else None), grad_params
+            for total, g in zip(grad_params, grads):
+                total.add_(g)
+            stage_cot[:i] += a_dt[i, :i].reshape(shape) * mu
+        return lam, (stage_cot[0] if step.f0 is not None else None)

@@ -135,7 +135,7 @@ def seminorm_training(df: pd.DataFrame) -> Finding:
     return Finding(claim, source, measured, verdict, len(cut))
 
 
-def aca_classification(df: pd.DataFrame, study: str = "digits_classifier") -> Finding:
+def aca_classification(df: pd.DataFrame, study: str = "digits_classification") -> Finding:
     """ACA vs the adjoint and naive on image classification: held-out error and time to target."""
     claim = (
         "On image classification ACA reaches a lower error rate in less training time than the adjoint "
@@ -221,7 +221,7 @@ def sonode_vs_anode(df: pd.DataFrame) -> Finding:
     return Finding(claim, source, measured, _verdict_from_share(lower.mean()), len(joined))
 
 
-def lorenz_steps(df: pd.DataFrame, curves: pd.DataFrame, study: str = "lorenz_one_step") -> Finding:
+def lorenz_steps(df: pd.DataFrame, curves: pd.DataFrame, study: str = "lorenz63_one_step") -> Finding:
     """Steps per prediction of the adaptive solver across training, per tolerance."""
     claim = (
         "Trained naively with an adaptive low-order solver, the solver takes about one step per "

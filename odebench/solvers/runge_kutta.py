@@ -3,9 +3,10 @@
 `integrate` reproduces torchdiffeq's solvers decision for decision (initial step selection,
 error norm, step-size controller, dense output for adaptive solvers; the time grid and linear
 interpolation for fixed-step ones), so a native method takes the same accepted steps as
-torchdiffeq on the same problem and spends the same forward function evaluations. It returns
-a `Trajectory`: the accepted steps with the state (and carried first stage) at each, and where
-every output time falls.
+torchdiffeq on the same problem and spends the same forward function evaluations; the accepted
+grid is bitwise torchdiffeq's. It returns a `Trajectory`: the accepted steps with the state at
+each (and the carried first stage where it cannot be recomputed), and where every output time
+falls.
 
 `replay` recomputes the outputs on a recorded trajectory with plain autograd. Its gradient is
 the exact gradient of the discrete forward solve ("discrete-exact"), which the checkpointing
@@ -42,15 +43,18 @@ FIXED_OPTIONS = frozenset({"step_size", "interp", "perturb"})
 class Step:
     """One accepted step from ``t0`` to ``t0 + dt``, starting at state ``y0``.
 
-    ``f0`` is the first stage carried over from the previous step (adaptive solvers reuse the
-    last stage of a step as the first of the next, as torchdiffeq does); fixed-step solvers
-    evaluate it afresh and store ``None``.
+    ``carried``: the first stage is the last stage of the previous step, evaluated just before
+    ``t0`` (adaptive solvers reuse it, as torchdiffeq does); otherwise it is ``f(t0, y0)``. For a
+    first-same-as-last scheme (dopri5, bosh3) the carried stage is ``f(t0-, y0)`` and is
+    recomputed when needed; for the others (adaptive_heun, fehlberg2, dopri8) it depends on the
+    previous step's stages and is kept in ``f0``.
     """
 
     t0: torch.Tensor
     dt: torch.Tensor
     y0: torch.Tensor
-    f0: torch.Tensor | None
+    f0: torch.Tensor | None = None
+    carried: bool = False
 
 
 @dataclass
@@ -64,16 +68,22 @@ class OutputSlot:
 
 @dataclass
 class Trajectory:
-    """The recorded discretisation of one solve."""
+    """The recorded discretisation of one solve; ``end`` is the state after the last step."""
 
     solver: Solver
     t: torch.Tensor
+    end: torch.Tensor
     steps: list[Step] = field(default_factory=list)
     outputs: list[OutputSlot] = field(default_factory=list)
 
     @property
     def carries_first_stage(self) -> bool:
         return self.solver.adaptive
+
+    @property
+    def recomputes_first_stage(self) -> bool:
+        """The carried first stage is ``f(t0-, y0)`` of its own step (first same as last)."""
+        return self.solver.adaptive and self.solver.tableau.fsal
 
     def outputs_by_step(self) -> dict[int, list[OutputSlot]]:
         grouped: dict[int, list[OutputSlot]] = {}
@@ -94,34 +104,73 @@ def call_field(func: nn.Module, t: torch.Tensor, y: torch.Tensor, *, just_before
     return func(t, y)
 
 
-def stage_time(tab: TableauTensors, solver: Solver, i: int, t0, dt, t1):
-    """Time of stage ``i`` and whether it is evaluated just before the step end."""
-    if solver.adaptive and float(tab.c[i]) == 1.0:
-        return t1, True
-    return t0 + float(tab.c[i]) * dt, False
+def stage_time(tab: TableauTensors, solver: Solver, step: Step, i: int):
+    """Time of stage ``i`` of `step` and whether it is evaluated just before it.
+
+    Inside the step the time is computed in the state's dtype, as torchdiffeq computes it (in
+    float32 that differs from rounding the float64 time).
+    """
+    if i == 0:
+        return step.t0, step.carried
+    if solver.adaptive and solver.tableau.c[i] == 1.0:
+        return step.t0 + step.dt, True
+    return step.t0.to(tab.c.dtype) + tab.c[i] * step.dt.to(tab.c.dtype), False
 
 
-def stage_state(tab: TableauTensors, i: int, y0: torch.Tensor, k: list[torch.Tensor], dt_y):
-    """Input of stage ``i``: ``y0 + dt * sum_{j<i} a_ij k_j`` (summed as torchdiffeq sums)."""
-    stacked = torch.stack(k[:i], dim=-1)
-    return y0 + torch.sum(stacked * (tab.a[i, :i] * dt_y), dim=-1)
+# Without a graph (the forward solve, the symplectic adjoint's recomputation) a step's stages
+# live in one buffer ``K`` of shape ``(*y.shape, s)`` and are summed as torchdiffeq sums them, so
+# the forward grid is bitwise torchdiffeq's. Restacking a list for every stage would copy
+# O(s^2) states per step.
 
 
-def runge_kutta_stages(func, solver: Solver, tab: TableauTensors, t0, dt, y0, f0):
-    """All stage derivatives ``k`` of one step (``f0`` is reused as ``k_1`` when given)."""
-    dt_y = dt.to(y0.dtype)
-    t1 = t0 + dt
-    k = [call_field(func, t0, y0) if f0 is None else f0]
-    for i in range(1, solver.tableau.stages):
-        ti, just_before = stage_time(tab, solver, i, t0, dt, t1)
-        k.append(call_field(func, ti, stage_state(tab, i, y0, k, dt_y), just_before=just_before))
+def stage_buffer(y0: torch.Tensor, solver: Solver) -> torch.Tensor:
+    return y0.new_empty(*y0.shape, solver.tableau.stages)
+
+
+def stage_state(y0: torch.Tensor, K: torch.Tensor, a_dt: torch.Tensor, i: int) -> torch.Tensor:
+    """Input of stage ``i``: ``y0 + sum_{j<i} (dt a)_ij k_j``, with ``a_dt = dt * a``."""
+    if i == 0:
+        return y0
+    return y0 + torch.sum(K[..., :i] * a_dt[i, :i], dim=-1)
+
+
+def evaluate_stage(func, tab: TableauTensors, solver: Solver, step: Step, K, a_dt, i: int) -> torch.Tensor:
+    """``K[..., i] = f(t_i, Y_i)``; returns the stage input ``Y_i``."""
+    y_i = stage_state(step.y0, K, a_dt, i)
+    t_i, just_before = stage_time(tab, solver, step, i)
+    K[..., i] = call_field(func, t_i, y_i, just_before=just_before)
+    return y_i
+
+
+def combine(y0: torch.Tensor, K: torch.Tensor, dt: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``y0 + dt * sum_i weights_i k_i`` from a stage buffer."""
+    return y0 + torch.sum(K * (weights * dt.to(y0.dtype)), dim=-1)
+
+
+# With a graph (replay, ACA's backward) the stages are a list and every combination a chain of
+# scaled additions, which builds fewer and smaller autograd nodes than stacking the list (the
+# values differ from the forward's by round-off only).
+
+
+def linear_combination(y0: torch.Tensor, k: list[torch.Tensor], coefficients) -> torch.Tensor:
+    """``y0 + sum_j coefficients_j k_j`` (Python floats), skipping zero coefficients."""
+    out = y0
+    for c, k_j in zip(coefficients, k):
+        if c != 0.0:
+            out = torch.add(out, k_j, alpha=c)
+    return out
+
+
+def graph_stages(func, tab: TableauTensors, solver: Solver, step: Step, y0, f0, count: int):
+    """Stage derivatives ``k_0 .. k_{count-1}`` of `step` from `y0` under the caller's grad mode
+    (``f0`` is ``k_0`` when given)."""
+    dt = step.dt.item()
+    k = [] if f0 is None else [f0]
+    for i in range(len(k), count):
+        y_i = linear_combination(y0, k, [a_ij * dt for a_ij in solver.tableau.a[i][:i]])
+        t_i, just_before = stage_time(tab, solver, step, i)
+        k.append(call_field(func, t_i, y_i, just_before=just_before))
     return k
-
-
-def combine(tab: TableauTensors, y0: torch.Tensor, k: list[torch.Tensor], dt, weights):
-    """``y0 + dt * sum_i weights_i k_i``."""
-    dt_y = dt.to(y0.dtype)
-    return y0 + torch.sum(torch.stack(k, dim=-1) * (weights * dt_y), dim=-1)
 
 
 def dense_output_weights(tab: TableauTensors, x: torch.Tensor) -> torch.Tensor:
@@ -170,14 +219,15 @@ def check_options(solver: Solver, options: Mapping[str, Any] | None) -> dict[str
     return options
 
 
+@torch.no_grad()
 def integrate(func, y0, t, solver: Solver, rtol, atol, options=None):
     """Solve on ``t`` as torchdiffeq would; return ``(solution, trajectory)``.
 
-    Runs under the caller's grad mode; the checkpointing methods call it under ``no_grad``.
+    Runs without a graph: differentiate a recorded trajectory with `replay` or step by step.
     Steps are reported through ``func``'s torchdiffeq-style callbacks when it has them.
     """
     options = check_options(solver, options)
-    trajectory = Trajectory(solver=solver, t=t)
+    trajectory = Trajectory(solver=solver, t=t, end=y0)
     solution = [y0]
     if len(t) > 1:
         if solver.adaptive:
@@ -207,12 +257,12 @@ def _initial_step(func, t0, y0, f0, order, rtol, atol, t_dtype):
     return torch.min(100 * h0, h1.abs()).to(t_dtype)
 
 
-def _next_step_size(dt, error_ratio, safety, ifactor, dfactor, order):
+def _next_step_size(dt, error_ratio, safety, ifactor, dfactor, exponent):
+    """torchdiffeq's controller; ``exponent`` is ``1 / order`` in the time dtype."""
     if error_ratio == 0:
         return dt * ifactor
     if error_ratio < 1:
         dfactor = torch.ones((), dtype=dt.dtype, device=dt.device)
-    exponent = torch.tensor(order, dtype=dt.dtype, device=dt.device).reciprocal()
     factor = torch.min(ifactor, torch.max(safety / error_ratio.type_as(dt) ** exponent, dfactor))
     return dt * factor
 
@@ -230,6 +280,7 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
     max_step = as_t(options.get("max_step", math.inf))
     safety, ifactor = as_t(options.get("safety", 0.9)), as_t(options.get("ifactor", 10.0))
     dfactor = as_t(options.get("dfactor", 0.2))
+    exponent = as_t(solver.order).reciprocal()
     max_num_steps = int(options.get("max_num_steps", 2**31 - 1))
     tab = solver.tableau.tensors(y0.dtype, device)
 
@@ -238,8 +289,8 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
         dt = _initial_step(func, t[0], y0, f0, solver.order, rtol, atol, t_dtype)
     else:
         dt = as_t(options["first_step"])
-    y, f, t_start, t_end = y0, f0, t[0], t[0]
-    k_last: list[torch.Tensor] = []
+    y, f, t_start, t_end, K_last = y0, f0, t[0], t[0], None
+    fsal = solver.tableau.fsal
     for j in range(1, len(t)):
         attempts = 0
         while t[j] > t_end:
@@ -249,18 +300,20 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
             if not torch.isfinite(dt):
                 dt = min_step
             dt = dt.clamp(min_step, max_step)
-            t0, t1 = t_end, t_end + dt
-            notify(func, "callback_step", t0, y, dt)
-            if not t1 > t0:
+            step = Step(t0=t_end, dt=dt, y0=y, f0=None if fsal else f, carried=bool(trajectory.steps))
+            notify(func, "callback_step", step.t0, y, dt)
+            if not step.t0 + dt > step.t0:
                 raise FloatingPointError(f"underflow in dt {dt.item()}")
             if not torch.isfinite(y).all():
                 raise FloatingPointError("non-finite values in the state")
-            k = runge_kutta_stages(func, solver, tab, t0, dt, y, f)
-            if solver.tableau.fsal:
-                y1 = stage_state(tab, len(k) - 1, y, k, dt.to(y.dtype))
-            else:
-                y1 = combine(tab, y, k, dt, tab.b)
-            error = combine(tab, torch.zeros_like(y), k, dt, tab.b_error)
+            K = stage_buffer(y, solver)
+            K[..., 0] = f
+            a_dt = tab.a * dt.to(y.dtype)
+            for i in range(1, solver.tableau.stages):
+                y1 = evaluate_stage(func, tab, solver, step, K, a_dt, i)
+            if not fsal:
+                y1 = combine(y, K, dt, tab.b)
+            error = torch.sum(K * (tab.b_error * dt.to(y.dtype)), dim=-1)
             error_ratio = _rms_norm(error / (atol + rtol * torch.max(y.abs(), y1.abs()))).abs()
             accept = bool(error_ratio <= 1)
             if dt > max_step:
@@ -268,17 +321,19 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
             if dt <= min_step:
                 accept = True
             if accept:
-                trajectory.steps.append(Step(t0=t0, dt=dt, y0=y, f0=f))
-                y, f, t_start, t_end, k_last = y1, k[-1], t0, t1, k
+                trajectory.steps.append(step)
+                # A copy of the last stage, so that the buffer is freed with the next step.
+                y, f, t_start, t_end, K_last = y1, K[..., -1].clone(), step.t0, step.t0 + dt, K
             else:
-                notify(func, "callback_reject_step", t0, y, dt)
-            dt = _next_step_size(dt, error_ratio, safety, ifactor, dfactor, solver.order)
+                notify(func, "callback_reject_step", step.t0, y, dt)
+            dt = _next_step_size(dt, error_ratio, safety, ifactor, dfactor, exponent)
             dt = dt.clamp(min_step, max_step)
         n = len(trajectory.steps) - 1
         step = trajectory.steps[n]
         weights = dense_output_weights(tab, (t[j] - t_start) / (t_end - t_start))
         trajectory.outputs.append(OutputSlot(index=j, step=n, weights=weights))
-        solution.append(combine(tab, step.y0, k_last, step.dt, weights))
+        solution.append(combine(step.y0, K_last, step.dt, weights))
+    trajectory.end = y
 
 
 def fixed_grid(t: torch.Tensor, step_size) -> torch.Tensor:
@@ -296,18 +351,21 @@ def _integrate_fixed(func, y0, t, solver, options, trajectory, solution):
     grid = fixed_grid(t, options.get("step_size"))
     y, j = y0, 1
     for n, (t0, t1) in enumerate(itertools.pairwise(grid)):
-        dt = t1 - t0
-        notify(func, "callback_step", t0, y, dt)
-        k = runge_kutta_stages(func, solver, tab, t0, dt, y, None)
-        y1 = combine(tab, y, k, dt, tab.b)
-        trajectory.steps.append(Step(t0=t0, dt=dt, y0=y, f0=None))
+        step = Step(t0=t0, dt=t1 - t0, y0=y)
+        notify(func, "callback_step", t0, y, step.dt)
+        K = stage_buffer(y, solver)
+        a_dt = tab.a * step.dt.to(y.dtype)
+        for i in range(solver.tableau.stages):
+            evaluate_stage(func, tab, solver, step, K, a_dt, i)
+        trajectory.steps.append(step)
         while j < len(t) and t1 >= t[j]:
             fraction = 0.0 if t[j] == t0 else 1.0 if t[j] == t1 else (t[j] - t0) / (t1 - t0)
             weights = torch.as_tensor(fraction, dtype=y0.dtype, device=y0.device) * tab.b
             trajectory.outputs.append(OutputSlot(index=j, step=n, weights=weights))
-            solution.append(combine(tab, y, k, dt, weights))
+            solution.append(combine(y, K, step.dt, weights))
             j += 1
-        y = y1
+        y = combine(y, K, step.dt, tab.b)
+    trajectory.end = y
 
 
 # ----------------------------------------------------------------------------- replay
@@ -317,16 +375,14 @@ def replay(func, y0: torch.Tensor, trajectory: Trajectory) -> torch.Tensor:
     """Recompute the solution on a recorded grid with plain autograd (discrete-exact)."""
     solver = trajectory.solver
     tab = solver.tableau.tensors(y0.dtype, y0.device)
-    if not trajectory.steps:
-        return y0.unsqueeze(0)
     solution: list[torch.Tensor | None] = [y0] + [None] * (len(trajectory.t) - 1)
     slots = trajectory.outputs_by_step()
-    y = y0
-    f = call_field(func, trajectory.steps[0].t0, y0) if trajectory.carries_first_stage else None
+    y, f = y0, None
     for n, step in enumerate(trajectory.steps):
-        k = runge_kutta_stages(func, solver, tab, step.t0, step.dt, y, f)
+        k = graph_stages(func, tab, solver, step, y, f, solver.tableau.stages)
+        dt = step.dt.item()
         for slot in slots.get(n, ()):
-            solution[slot.index] = combine(tab, y, k, step.dt, slot.weights)
-        y = combine(tab, y, k, step.dt, tab.b)
+            solution[slot.index] = linear_combination(y, k, [w * dt for w in slot.weights.tolist()])
+        y = linear_combination(y, k, [b * dt for b in solver.tableau.b])
         f = k[-1] if trajectory.carries_first_stage else None
     return torch.stack(solution)

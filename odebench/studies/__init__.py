@@ -9,10 +9,22 @@ from __future__ import annotations
 
 from odebench.registry import Registry
 from odebench.studies.base import Setup, Study
+from odebench.studies.cnf_seminorm import CNFSeminorm
+from odebench.studies.damped_oscillators import OscillatorsANODE, OscillatorsNODE, OscillatorsSONODE
+from odebench.studies.digits_classification import DigitsClassification
+from odebench.studies.lorenz63_one_step import Lorenz63OneStep
 from odebench.studies.three_body_masses import ThreeBodyMasses
 
 registry: Registry[Study] = Registry("study")
-for _study in (ThreeBodyMasses(),):
+for _study in (
+    ThreeBodyMasses(),
+    OscillatorsNODE(),
+    OscillatorsANODE(),
+    OscillatorsSONODE(),
+    Lorenz63OneStep(),
+    DigitsClassification(),
+    CNFSeminorm(),
+):
     registry.register(_study.name, _study)
 
 names = registry.names

@@ -73,6 +73,9 @@ class Study(abc.ABC):
     smooth: ClassVar[int] = 1
     #: rtol = atol of the float64 dopri8 reference gradient checked during training.
     reference_tolerance: ClassVar[float] = 1e-10
+    #: Options the published setup gives an adaptive solver (e.g. its first step), passed to every
+    #: method's solve in torchdiffeq's names.
+    solver_options: ClassVar[dict] = {}
 
     @abc.abstractmethod
     def build(self, generator: torch.Generator) -> Setup:
@@ -92,6 +95,15 @@ class Study(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def iteration_generator(seed: int, iteration: int) -> torch.Generator:
+    """The CPU generator of one iteration's random draws (a minibatch), deterministic in both.
+
+    `seed` is a study's data seed (drawn from the run's generator in `Study.build`, below 2**31);
+    iterations below 2**20 never share a stream.
+    """
+    return torch.Generator(device="cpu").manual_seed(seed * 2**20 + iteration)
 
 
 def cast(data: Any, dtype: torch.dtype, device: torch.device | str) -> Any:

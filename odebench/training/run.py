@@ -78,7 +78,10 @@ def _train(case: TrainingCase, measured: dict, points: list, progress: Progress 
     model.field = counted
     measured.update(heldout_name=study.heldout_name, target_loss=study.target_loss)
     measured["n_params"] = sum(p.numel() for p in model.parameters())
-    options = {"max_num_steps": case.max_steps} if case.step_size is None else {"step_size": case.step_size}
+    if case.step_size is None:
+        options = {**study.solver_options, "max_num_steps": case.max_steps}
+    else:
+        options = {"step_size": case.step_size}
     solves = [0]
 
     def solve(field, y0, t):

@@ -133,6 +133,44 @@ def test_native_forward_takes_torchdiffeq_steps(method, solver):
     assert counts[method].nfe > 50 and counts[method].rejected > 0
 
 
+class RecordAccepted(torch.nn.Module):
+    """A field that records the accepted steps torchdiffeq reports: (t0, y0, dt)."""
+
+    def __init__(self, func):
+        super().__init__()
+        self.func, self.accepted = func, []
+
+    def forward(self, t, y):
+        return self.func(t, y)
+
+    def callback_accept_step(self, t0, y0, dt):
+        self.accepted.append((t0.clone(), y0.clone(), dt.clone()))
+
+
+@pytest.mark.parametrize("solver", sorted(solvers.ADAPTIVE))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("field", ["spiral", "mlp"])
+def test_native_grid_is_bitwise_torchdiffeqs(solver, dtype, field):
+    """Every accepted step starts at the same time and state, with the same size, to the bit:
+    the native integrator computes what torchdiffeq computes, in the same order."""
+    import torchdiffeq
+
+    make_field, make_y0 = FIELDS[field]
+    func = make_field("cpu").to(dtype)
+    y0 = make_y0("cpu").to(dtype)
+    t = torch.tensor([0.0, 0.7, 3.0], dtype=dtype)
+    tol = 1e-7 if dtype == torch.float64 else 1e-5
+    if solvers.get(solver).order < 3:  # thousands of steps otherwise
+        tol = max(tol, 1e-4)
+    recorder = RecordAccepted(func)
+    with torch.no_grad():
+        torchdiffeq.odeint(recorder, y0, t, method=solver, rtol=tol, atol=tol * 1e-2)
+        _, trajectory = integrate(func, y0, t, solvers.get(solver), tol, tol * 1e-2)
+    assert len(trajectory.steps) == len(recorder.accepted) > 5
+    for step, (t0, y, dt) in zip(trajectory.steps, recorder.accepted):
+        assert torch.equal(step.t0, t0) and torch.equal(step.dt, dt) and torch.equal(step.y0, y)
+
+
 def backward_counts(method, func, y0, t, solver="dopri5", tol=1e-7):
     from odebench.measure.nfe import CountedField
 
@@ -148,8 +186,11 @@ def backward_counts(method, func, y0, t, solver="dopri5", tol=1e-7):
 
 @pytest.mark.parametrize("solver", ["dopri5", "rk4"])
 def test_checkpointed_backward_counts(solver):
-    """ACA replays s-1 stages per adaptive step (s per fixed step) plus the initial f(t0, y0);
-    the symplectic adjoint recomputes the stages and then re-evaluates each one for its VJP."""
+    """ACA replays the stages a step's end depends on: s-1 per adaptive (first-same-as-last) step,
+    the first of them recomputed from the step's state, s per fixed step; the symplectic adjoint
+    recomputes all but the last of them without a graph, then re-evaluates each for its VJP.
+    The adaptive solve adds one evaluation at the end state, for the last output's share of the
+    last step's final stage (the stage the next step would have reused)."""
     from odebench.measure.nfe import CountedField
 
     y0 = torch.tensor([[2.0, 0.0]], dtype=torch.float64)
@@ -157,7 +198,7 @@ def test_checkpointed_backward_counts(solver):
     s = solvers.get(solver).tableau.stages
     options = None if solvers.get(solver).adaptive else {"step_size": 0.1}
     per_step = s - 1 if solvers.get(solver).adaptive else s
-    first = 1 if solvers.get(solver).adaptive else 0
+    last = 1 if solvers.get(solver).adaptive else 0
     results = {}
     for method in ("aca", "symplectic"):
         func = CountedField(SpiralField())
@@ -169,8 +210,8 @@ def test_checkpointed_backward_counts(solver):
     steps = results["aca"]["forward"].accepted
     assert steps == results["symplectic"]["forward"].accepted > 5
     aca, sym = results["aca"]["backward"], results["symplectic"]["backward"]
-    assert (aca.nfe, aca.vjp) == (steps * per_step + first, steps * per_step + first)
-    assert (sym.nfe, sym.vjp) == (2 * steps * per_step + first, steps * per_step + first)
+    assert (aca.nfe, aca.vjp) == (steps * per_step + last, steps * per_step + last)
+    assert (sym.nfe, sym.vjp) == (steps * (2 * per_step - 1) + last, steps * per_step + last)
 
 
 def test_seminorm_needs_fewer_backward_evaluations():
@@ -219,3 +260,21 @@ def test_unused_parameters_get_zero_gradient(method):
 def test_float32(method, device):
     err = linear_gradient_error(method, "dopri5", device, tol=1e-5, dtype=torch.float32)
     assert err < 1e-3
+
+
+@pytest.mark.parametrize("name", [n for n in CORE if methods.get(n).capabilities.keeps_trajectory])
+def test_a_kept_trajectory_is_the_native_integrators_grid(name):
+    """The discrete-exact check reuses the grid a checkpointed solve kept instead of solving
+    again; that grid must be the one the native integrator takes."""
+    from odebench import tasks
+    from odebench.methods.checkpointed import trajectory_of
+
+    problem = tasks.get("spiral").build(1)
+    y0 = problem.y0.clone().requires_grad_(True)
+    kept = trajectory_of(methods.get(name).odeint(problem.func, y0, problem.t, rtol=1e-5, atol=1e-7))
+    with torch.no_grad():
+        _, fresh = integrate(problem.func, problem.y0, problem.t, solvers.get("dopri5"), 1e-5, 1e-7)
+    assert len(kept.steps) == len(fresh.steps) > 10
+    for a, b in zip(kept.steps, fresh.steps):
+        assert torch.equal(a.t0, b.t0) and torch.equal(a.dt, b.dt) and torch.equal(a.y0, b.y0)
+    assert trajectory_of(methods.get("naive").odeint(problem.func, y0, problem.t)) is None
