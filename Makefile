@@ -41,7 +41,10 @@ format: setup
 # baseline results file by `odebench compare` (the same engine and policy); `make baseline`
 # re-measures that file after an intended change (commit it with the change).
 .PHONY: gate baseline perf asv-smoke
-GATE_RUN ?= $(shell mktemp -u /tmp/odebench-gate-XXXXXX).jsonl
+# One name for the whole recipe (`?=` would re-run mktemp at each use).
+ifndef GATE_RUN
+GATE_RUN := $(shell mktemp -u /tmp/odebench-gate-XXXXXX).jsonl
+endif
 gate: setup
 	$(VENV)/bin/odebench run --suite gate --out $(GATE_RUN) --no-progress
 	$(VENV)/bin/odebench compare results/baseline.jsonl $(GATE_RUN)
