@@ -27,7 +27,10 @@ class Policy:
     memory, hence 10% and 32 KiB. Times of cases measured one after the other moved by up to
     1.7x between processes and their same-run ratios to naive by up to 7x under shared load, so
     neither is judged unless asked for: timing regressions are caught by ratios measured with
-    the methods interleaved round by round (docs/benchmarking.md).
+    the methods interleaved round by round, judged beyond ``interleaved_factor``: four runs of
+    the gate suite on one commit moved every such ratio by at most 1.10x (max/min), a baseline
+    taken under shared load differed from a quiet run by up to 1.30x, and a method made 1.50x
+    slower failed while 1.29x passed (docs/benchmarking.md, "What each check catches").
     """
 
     error_rtol: float = 1e-6

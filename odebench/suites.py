@@ -410,7 +410,7 @@ registry.register(
         "full",
         "every task, method and solver (dopri5, bosh3, dopri8, rk4, midpoint) at several tolerances, "
         "and every size of every task",
-        "not yet measured",
+        "about 3 hours on 2 CPU cores: 1213 cases; its 102-case shard 1/12 took 850 s under load",
         _full,
         repeats=5,
     ),
