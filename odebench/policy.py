@@ -57,14 +57,21 @@ class Policy:
             )
         if self.time_factor:
             times.append(f"absolute times beyond {self.time_factor:g}x")
-        timing = (
+        interleaved = (
+            f"interleaved time ratios (methods timed round by round in one process) beyond "
+            f"{self.interleaved_factor:g}x"
+            if self.interleaved_factor
+            else "interleaved time ratios are not judged"
+        )
+        per_case = (
             "; ".join(times)
             if times
             else (
-                "times are not judged (cases timed one after the other move by up to 1.7x between "
-                "processes; pass --ratio-factor or --time-factor to judge them)"
+                "per-case times are not judged (cases timed one after the other move by up to 1.7x "
+                "between processes; pass --ratio-factor or --time-factor to judge them)"
             )
         )
+        timing = f"{interleaved}; {per_case}"
         return (
             "Judged: a status leaving ok, or a case of the base missing from the new run; NFE, "
             "VJP and step counts on any change; gradient errors beyond "

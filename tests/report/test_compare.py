@@ -38,7 +38,9 @@ def test_a_method_slower_relative_to_naive_in_its_run_regresses_when_asked(base)
     new = base.copy()
     new.loc[_row(new), "time_backward_s"] *= 2  # adjoint: 0.6 s -> 1.1 s total; naive 0.5 s
     assert not compare(base, new).regressed
-    assert "times are not judged" in render_comparison(compare(base, new))
+    rendered = render_comparison(compare(base, new))
+    assert "per-case times are not judged" in rendered
+    assert "interleaved time ratios (methods timed round by round in one process) beyond 1.3x" in rendered
     result = compare(base, new, Policy(ratio_factor=1.5))
     assert result.regressed
     (delta,) = result.regressions
