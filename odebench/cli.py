@@ -396,7 +396,8 @@ def _run(args, command: str) -> int:
     suite = args.suite or ("grid" if any(_selection_given(args)) else default)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"results/{suite}-{stamp}.jsonl")
-    print(f"odebench {args.command}: {plan} -> {out}", flush=True)
+    count, _, left_out = plan.partition("\n")  # the destination belongs to the count, not the last reason
+    print(f"odebench {args.command}: {count} -> {out}" + (f"\n{left_out}" if left_out else ""), flush=True)
     devices = args.device or ("cpu",)
     metadata = collect_metadata(device=devices[0], command=command)
     metadata.update(suite=suite, threads=args.threads, timeout_s=args.timeout)
