@@ -48,6 +48,7 @@ from odebench import methods as method_registry
 from odebench import solvers, tasks
 from odebench.cases import DTYPES
 from odebench.errors import InvalidInputError, describe
+from odebench.measure.timing import torch_threads
 from odebench.record import MAX_STEPS, Case, Record
 from odebench.tasks.base import Gradient, Problem, Task
 
@@ -439,7 +440,7 @@ def compare_methods(
     with (
         tempfile.TemporaryDirectory(prefix="odebench-scratch-") as scratch,
         registered(task),
-        _torch_threads(threads),
+        torch_threads(threads),
     ):
         expansion = grid.expand(Settings(max_steps=max_steps), repeats)
         if not expansion.cases:
@@ -463,16 +464,6 @@ def compare_methods(
     result = MethodComparison(out, left_out=expansion.left_out, interrupted=sweep.interrupted)
     weakref.finalize(result, shutil.rmtree, folder, ignore_errors=True)
     return result
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class MethodComparison:

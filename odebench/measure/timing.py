@@ -13,9 +13,10 @@ The summary of each phase is the median and the interquartile range (``numpy.per
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,3 +133,14 @@ def time_forward_backward(
 
 
 __all__ = ["PhaseTiming", "TimingStats", "synchronizer", "time_forward_backward"]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with `n` torch threads, restoring the caller's setting afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -17,6 +17,7 @@ from torch import nn
 from odebench import methods
 from odebench.measure import memory
 from odebench.measure.memory import backend_for, measure_peak, track_peak
+from odebench.measure.timing import torch_threads
 
 MB = 2**20
 has_memray = pytest.mark.skipif(memory.memray is None, reason="memray is not installed")
@@ -121,16 +122,12 @@ def peaks(request) -> dict[tuple[str, int], int]:
         return run
 
     # One thread: the counts do not depend on it (checked), and it is much faster on shared cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        out = {}
+    out = {}
+    with torch_threads(1):
         for name in ("naive", "adjoint", "aca", "symplectic"):
             block(name, 2)()  # warm-up: lazily initialised buffers are not the method's
             for steps in (FEW, MANY):
                 out[name, steps] = measure_peak(block(name, steps), device).peak_bytes
-    finally:
-        torch.set_num_threads(threads)
     print({f"{name}@{steps}": peak for (name, steps), peak in out.items()})
     return out
 

@@ -33,7 +33,6 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -43,6 +42,7 @@ from torch import nn
 from odebench import methods, tasks
 from odebench.measure.memory import measure_peak
 from odebench.measure.nfe import CountedField
+from odebench.measure.timing import torch_threads
 from odebench.plugins import load_plugins
 
 THREADS = int(os.environ.get("ODEBENCH_PERF_THREADS", "2"))
@@ -104,16 +104,6 @@ def task(name: str) -> Callable[[], Problem]:
 
 
 PROBLEMS = {"issue12": issue12, "mlp": task("mlp"), "cnf2d": task("cnf2d")}
-
-
-@contextmanager
-def torch_threads(n: int):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def solve(problem: Problem, method: str, func: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
