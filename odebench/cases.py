@@ -62,14 +62,18 @@ def resolve(case: Case, *, atol_ratio: float = ATOL_RATIO) -> Case:
 
 def infeasible(case) -> str | None:
     """Why the resolved `case` cannot run (a method without that solver, a tolerance the dtype
-    cannot meet). Any kind of case: a ratio case names several methods and a baseline."""
+    cannot meet). Any kind of case: a ratio case names several methods and a baseline.
+
+    A training run keeps a tolerance its dtype cannot meet: it is its study's published setup
+    (the ACA paper trains in float32 at 1e-7), and what the solver then does is a finding; the
+    solve warns (`odebench.errors.ToleranceWarning`) and the warning is in the record."""
     names = (*case.methods, case.baseline) if hasattr(case, "methods") else (case.method,)
     for name in names:
         method = methods.get(name)
         if not method.supports(case.solver):
             supported = ", ".join(method.solvers())
             return f"{name} does not support solver {case.solver} (it supports: {supported})"
-    if case.rtol is not None:
+    if case.rtol is not None and not hasattr(case, "study"):
         return solvers.tolerance_problem(case.rtol, torch_dtype(case.dtype))
     return None
 

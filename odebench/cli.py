@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--task", nargs="+", help="tasks (default: every task)")
     run.add_argument("--size", nargs="+", type=int, help="task sizes (the task's size knob)")
     run.add_argument("--repeats", type=int, help="timed runs per case after one warm-up")
+    run.add_argument("--atol-ratio", type=_floats, default=1e-2, help="atol = rtol * this (default 1e-2)")
     run.add_argument(
         "--model",
         metavar="PACKAGE.MODULE:FACTORY",
@@ -75,13 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "The rules of `run`, for training runs. No axis: the suite (train-quick by default). "
             "Axes without --suite: exactly their product over each study's published setup "
-            "(its solver, tolerance or step and budget; the five core methods; float64; cpu; "
-            "seed 0). --suite with --study/--method/--solver/--rtol/--step-size: the suite's runs "
-            "with those values. --iterations, --dtype, --device and --seed apply to every run."
+            "(its solver, tolerances or step and budget; the five core methods; float64; cpu; "
+            "seed 0). Tolerances are explicit: --rtol or --atol alone picks the study's published "
+            "pair with that value, any other pair needs both. --suite with --study/--method/"
+            "--solver/--rtol/--atol/--step-size: the suite's runs with those values. --iterations, "
+            "--dtype, --device and --seed apply to every run."
         ),
     )
-    train.add_argument("--suite", help="train-quick (the default without axes) or train-full")
+    train.add_argument("--suite", help="train-quick (the default without axes), claims or train-full")
     train.add_argument("--study", nargs="+", help="studies (see `odebench list studies`)")
+    train.add_argument("--atol", nargs="+", type=_floats, help="absolute tolerances of adaptive solvers")
     train.add_argument("--iterations", nargs="+", type=int, help="training iterations (default: the study's)")
     train.add_argument("--eval-every", type=int, help="check held-out metric and gradient error every N")
     train.add_argument("--max-seconds", type=_floats, help="stop a run after this much training time")
@@ -150,7 +154,6 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", nargs="+", help="gradient methods (default: the five core methods)")
     parser.add_argument("--solver", nargs="+", help="solvers")
     parser.add_argument("--rtol", nargs="+", type=_floats, help="relative tolerances of adaptive solvers")
-    parser.add_argument("--atol-ratio", type=_floats, default=1e-2, help="atol = rtol * this (default 1e-2)")
     parser.add_argument("--step-size", nargs="+", type=_floats, help="steps of fixed-step solvers")
     parser.add_argument("--dtype", nargs="+", choices=["float64", "float32"])
     parser.add_argument("--device", nargs="+", help="cpu or cuda")
@@ -267,11 +270,13 @@ def _validate_axes(args) -> None:
     for device in args.device or ():
         if not (args.executor == "dask" and device.startswith("cuda")):  # the GPUs are the workers'
             check_device(device)
-    if not (math.isfinite(args.atol_ratio) and args.atol_ratio > 0):
-        raise InvalidInputError(f"--atol-ratio must be a positive finite number, got {args.atol_ratio:g}")
-    for dtype in args.dtype or ("float64",):
-        for rtol in args.rtol or ():
-            check_tolerances(rtol, rtol * args.atol_ratio, _torch_dtype(dtype))
+    ratio = getattr(args, "atol_ratio", None)
+    if ratio is not None and not (math.isfinite(ratio) and ratio > 0):
+        raise InvalidInputError(f"--atol-ratio must be a positive finite number, got {ratio:g}")
+    for rtol in args.rtol or ():
+        check_tolerances(rtol, rtol * ratio if ratio is not None else 1.0)
+    for atol in _axis(args, "atol"):
+        check_tolerances(1.0, atol)
     for value, name in ((_axis(args, "size"), "--size"), (args.step_size, "--step-size")):
         if value and any(not (v > 0 and math.isfinite(v)) for v in value):
             raise InvalidInputError(f"{name} must be positive, got {' '.join(f'{v:g}' for v in value)}")
@@ -312,12 +317,6 @@ def _validate_executor(args) -> None:
         raise InvalidInputError("--one-per-host needs --executor dask")
 
 
-def _torch_dtype(name: str):
-    import torch
-
-    return getattr(torch, name)
-
-
 def _axis(args, name: str) -> tuple:
     """The values given for a flag this command may not have (``run`` has no --study)."""
     return tuple(getattr(args, name, None) or ())
@@ -332,6 +331,7 @@ def _plan(args):
         "methods": args.method,
         "solvers": args.solver,
         "rtols": args.rtol,
+        "atols": _axis(args, "atol"),
         "sizes": _axis(args, "size"),
         "step_sizes": args.step_size,
     }
@@ -343,7 +343,7 @@ def _plan(args):
     }
     settings = suites.Settings(
         repeats=getattr(args, "repeats", None),
-        atol_ratio=args.atol_ratio,
+        atol_ratio=getattr(args, "atol_ratio", None) or suites.Settings.atol_ratio,
         max_steps=args.max_steps,
         eval_every=getattr(args, "eval_every", None),
         max_seconds=getattr(args, "max_seconds", None),

@@ -32,6 +32,11 @@ class InvalidInputError(OdebenchError):
     """Tensors, tolerances, files or options that cannot be used."""
 
 
+class ToleranceWarning(UserWarning):
+    """A tolerance finer than the dtype resolves: the solve runs (as torchdiffeq's does), and the
+    warning is kept in the record, since what the solver then does is a finding."""
+
+
 class MaxStepsExceeded(RuntimeError):
     """The solver hit its step budget (torchdiffeq's `max_num_steps`)."""
 

@@ -404,23 +404,25 @@ def load_curves(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     Columns: ``study, method, solver, rtol, atol, step_size, dtype, device, seed, iterations``
     (the run's case), ``case_id``, ``status``, ``source``, then every
     `odebench.training.CURVE_COLUMNS` name (``iteration``, ``train_loss``, ``elapsed_s``,
-    ``nfe_forward``, ``nfe_backward``, ...); None where a point was not measured.
+    ``nfe_forward``, ``nfe_backward``, ...) and every column a study observes of its solver
+    (``accepted_share``, ...); None (NaN) where a point was not measured.
     """
     from odebench.training.case import CURVE_COLUMNS, TRAINING_CASE_FIELDS
 
     keys = [k for k in TRAINING_CASE_FIELDS if k != "eval_every"]
-    rows = []
+    rows, names = [], dict.fromkeys(CURVE_COLUMNS)
     for path in _expand(paths):
         for row, _, _ in _read(path).entries["training"]:
             curve = row.get("curve") or {}
+            names.update(dict.fromkeys(curve))
             n = max((len(v) for v in curve.values()), default=0)
             head = {k: row.get(k) for k in (*keys, "case_id", "status")}
             for i in range(n):
-                point = {name: (curve.get(name) or [None] * n)[i] for name in CURVE_COLUMNS}
+                point = {name: (curve.get(name) or [None] * n)[i] for name in curve}
                 rows.append({**head, "source": str(path), **point})
-    columns = [*keys, "case_id", "status", "source", *CURVE_COLUMNS]
+    columns = [*keys, "case_id", "status", "source", *names]
     frame = pd.DataFrame(rows, columns=columns)
-    numeric = [c for c in CURVE_COLUMNS if c != "iteration"]
+    numeric = [c for c in names if c != "iteration"]
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
     frame["iteration"] = frame["iteration"].astype("Int64")
     return frame

@@ -39,7 +39,7 @@ from odebench.training.case import TrainingCase
 from odebench.training.case import resolve as resolve_training
 
 #: Axes that select cases (of a suite) or span a grid.
-SELECTION_AXES = ("tasks", "studies", "methods", "solvers", "rtols", "sizes", "step_sizes")
+SELECTION_AXES = ("tasks", "studies", "methods", "solvers", "rtols", "atols", "sizes", "step_sizes")
 #: Axes that set how every case runs (iterations: training runs only).
 SETTING_AXES = ("dtypes", "devices", "seeds", "iterations")
 
@@ -133,12 +133,18 @@ class Grid:
 @dataclass(frozen=True)
 class StudyGrid:
     """Training runs: the product of its axes over each study's published setup (``None``: the
-    study's solver, tolerance or step and budget), the five core methods, float64, CPU, seed 0."""
+    study's solver, tolerances or step and budget), the five core methods, float64, CPU, seed 0.
+
+    ``rtols`` and ``atols`` cross; a value left None is taken from the study's published pair
+    that has the other (`odebench.training.case.resolve`), so ``atols=(0.1, 0.05)`` alone runs
+    the published pairs with those absolute tolerances.
+    """
 
     studies: tuple[str, ...]
     methods: tuple[str, ...] = CORE
     solvers: tuple[str | None, ...] = (None,)
     rtols: tuple[float | None, ...] = (None,)
+    atols: tuple[float | None, ...] = (None,)
     step_sizes: tuple[float | None, ...] = (None,)
     dtypes: tuple[str, ...] = ("float64",)
     devices: tuple[str, ...] = ("cpu",)
@@ -152,7 +158,8 @@ class StudyGrid:
             self.studies, self.methods, self.solvers, self.dtypes, self.devices, self.seeds, self.iterations
         ):
             adaptive = solvers.get(solver or studies.get(study).solver).adaptive
-            for value in self.rtols if adaptive else self.step_sizes:
+            settings_axis = itertools.product(self.rtols, self.atols) if adaptive else self.step_sizes
+            for value in settings_axis:
                 case = TrainingCase(
                     study=study,
                     method=method,
@@ -164,9 +171,9 @@ class StudyGrid:
                     max_steps=settings.max_steps,
                     eval_every=settings.eval_every,
                     max_seconds=settings.max_seconds,
-                    **(dict(rtol=value) if adaptive else dict(step_size=value)),
+                    **(dict(zip(("rtol", "atol"), value)) if adaptive else dict(step_size=value)),
                 )
-                out.add(resolve_training(case, atol_ratio=settings.atol_ratio))
+                out.add(resolve_training(case))
         return out
 
 
@@ -308,6 +315,7 @@ _FIELD = {
     "methods": "method",
     "solvers": "solver",
     "rtols": "rtol",
+    "atols": "atol",
     "sizes": "size",
     "step_sizes": "step_size",
 }
@@ -352,8 +360,6 @@ def _sort_key(value):
 
 
 registry: Registry[Suite] = Registry("suite")
-#: The study whose finding is across its solver tolerances: the training suites cross them.
-LORENZ = "lorenz63_one_step"
 
 
 def _quick() -> list[Grid]:
@@ -427,28 +433,42 @@ registry.register(
 )
 
 
+def claim_grids(iterations: Callable[[int], int] = lambda budget: budget) -> list[StudyGrid]:
+    """The runs every registered study's claims need (`odebench.claims.Claim.needs`), at the
+    claim's seeds; `iterations` maps each run's budget to the one run (the quick suite scales it)."""
+    grids = []
+    for name in studies.names():
+        for claim in studies.get(name).claims:
+            needs = dict(claim.needs)
+            budgets = needs.pop("iterations", (None,))
+            for study in needs.pop("studies"):
+                for budget in budgets:
+                    full = studies.get(study).iterations if budget is None else budget
+                    grids.append(
+                        StudyGrid(
+                            studies=(study,),
+                            seeds=tuple(range(claim.seeds)),
+                            iterations=(iterations(full),),
+                            **needs,
+                        )
+                    )
+    return grids
+
+
 def _train_quick() -> list[StudyGrid]:
-    return [
-        # ACA's claims (mass recovery, image classification) against backpropagation and the adjoint.
-        StudyGrid(
-            studies=("three_body_masses", "digits_classification"),
-            methods=("naive", "adjoint", "aca", "symplectic"),
-            iterations=(20,),
-        ),
-        # The seminorm's backward saving against the plain adjoint, iteration by iteration.
-        StudyGrid(studies=("cnf_seminorm",), methods=CORE, iterations=(30,)),
-        # The black-box adaptive solver's steps per prediction at the paper's three tolerances.
-        StudyGrid(
-            studies=(LORENZ,), methods=("naive",), rtols=studies.get(LORENZ).tolerances, iterations=(30,)
-        ),
-    ]
+    # Every claim's runs, seed 0, at a 25th of their budgets (at least 3 iterations).
+    return [replace(grid, seeds=(0,)) for grid in claim_grids(lambda budget: max(3, budget // 25))]
 
 
 def _train_full() -> list[StudyGrid]:
-    others = tuple(name for name in studies.names() if name != LORENZ)
     return [
-        StudyGrid(studies=others, methods=CORE, seeds=(0, 1, 2)),
-        StudyGrid(studies=(LORENZ,), methods=CORE, rtols=studies.get(LORENZ).tolerances, seeds=(0, 1, 2)),
+        StudyGrid(
+            studies=(name,),
+            methods=CORE,
+            atols=tuple(dict.fromkeys(atol for _, atol in studies.get(name).published_tolerances)),
+            seeds=(0, 1, 2),
+        )
+        for name in studies.names()
     ]
 
 
@@ -456,9 +476,8 @@ registry.register(
     "train-quick",
     Suite(
         "train-quick",
-        "three_body_masses, digits_classification x naive, adjoint, aca, symplectic (20 iterations); "
-        "cnf_seminorm x 5 core methods (30); lorenz63_one_step x naive at rtol 0.1, 0.05, 0.01 (30)",
-        "about 90 s on 2 CPU cores: 16 runs, measured 87 s, 105 s under load",
+        "every claim's runs (see the claims suite) with seed 0 at a 25th of their iterations",
+        "about 2 minutes on 2 CPU cores",
         _train_quick,
     ),
 )
@@ -466,10 +485,19 @@ registry.register(
     "train-full",
     Suite(
         "train-full",
-        "every training study at its budget, the five core methods, seeds 0, 1, 2; lorenz63_one_step "
-        "at rtol 0.1, 0.05 and 0.01",
-        "about 100 minutes on 2 CPU cores: 135 runs, three times the seed-0 runs' measured 2000 s",
+        "every training study at its budget and published tolerances, the five core methods, seeds 0, 1, 2",
+        "about 5 hours on 2 CPU cores",
         _train_full,
+    ),
+)
+registry.register(
+    "claims",
+    Suite(
+        "claims",
+        "exactly the runs every published training claim needs, at its published settings and seeds "
+        "(at least 5): odebench report on it gives the claims table",
+        "about 2 hours on 2 CPU cores",
+        claim_grids,
     ),
 )
 

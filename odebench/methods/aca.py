@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from odebench.methods.checkpointed import CheckpointedMethod, checkpointed_capabilities, stage_range
+from odebench.methods.claims import discrete_exact, lower_error_than_adjoint
 from odebench.solvers.runge_kutta import graph_stages
 
 
@@ -24,6 +25,10 @@ class ACA(CheckpointedMethod):
     description = "adaptive checkpoint adjoint (native)"
     capabilities = checkpointed_capabilities(
         "Zhuang et al., Adaptive Checkpoint Adjoint Method for Gradient Estimation in Neural ODE, ICML 2020"
+    )
+    claims = (
+        lower_error_than_adjoint("aca", "Zhuang et al. 2020 (ACA, ICML), section 4"),
+        discrete_exact("aca", "Zhuang et al. 2020 (ACA, ICML), section 3"),
     )
 
     def step_vjp(self, func, solver, tab, step, lam, stage_cot, params, grad_params):

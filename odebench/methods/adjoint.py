@@ -6,7 +6,9 @@ from dataclasses import replace
 
 import torchdiffeq
 
+from odebench.claims import Metric, Part
 from odebench.methods.base import GradientMethod, quiet_fixed_step_callbacks
+from odebench.methods.claims import gradient_claim
 from odebench.methods.naive import Naive
 
 
@@ -37,6 +39,21 @@ class Adjoint(GradientMethod):
                 Adjoint.capabilities,
                 fixed_step=False,
                 reference="Kidger, Chen & Lyons, Faster ODE Adjoints via Seminorms, ICML 2021",
+            )
+            self.claims = (
+                gradient_claim(
+                    "The seminorm adjoint needs fewer backward function evaluations than the plain "
+                    "adjoint at the same tolerance.",
+                    "Kidger, Chen & Lyons 2021 (seminorm adjoint, ICML), abstract",
+                    "median 40 % (up to 62 %) fewer backward evaluations on their problems",
+                    Part(
+                        "backward NFE, seminorm vs adjoint",
+                        Metric("nfe_backward", "backward NFE"),
+                        treatment={"method": "seminorm"},
+                        control={"method": "adjoint"},
+                        published=0.6,
+                    ),
+                ),
             )
 
     def _odeint(self, func, y0, t, *, solver, rtol, atol, options):

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from odebench import solvers
-from odebench.errors import InvalidInputError, UnsupportedError
+from odebench.claims import Claim
+from odebench.errors import InvalidInputError, ToleranceWarning, UnsupportedError
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class GradientMethod(abc.ABC):
 
     capabilities: ClassVar[Capabilities]
     description: ClassVar[str] = ""
+    #: What the method's paper claims about its gradients (`odebench.claims.Claim`, read on
+    #: gradient cases by the report's one evaluator).
+    claims: tuple[Claim, ...] = ()
 
     @property
     def backend_version(self) -> str:
@@ -141,14 +145,18 @@ def validate(method: GradientMethod, func, y0, t, solver: str, rtol, atol) -> No
         valid = ", ".join(method.solvers())
         raise UnsupportedError(f"solver {solver!r} is not supported by this method; valid: {valid}")
     if spec.adaptive:
-        check_tolerances(rtol, atol, y0.dtype)
+        check_tolerances(rtol, atol)
+        problem = solvers.tolerance_problem(rtol, y0.dtype)
+        if problem is not None:
+            warnings.warn(problem, ToleranceWarning, stacklevel=3)
 
 
-def check_tolerances(rtol: float, atol: float, dtype: torch.dtype) -> None:
-    """Tolerances must be positive, finite and no finer than the dtype can resolve."""
+def check_tolerances(rtol: float, atol: float) -> None:
+    """Tolerances must be finite and non-negative, and not both zero (torchdiffeq's rule: an
+    absolute tolerance alone is ``rtol = 0``). One finer than the dtype resolves is not refused:
+    `validate` warns, and the solve shows what the solver does with it."""
     for name, value in (("rtol", rtol), ("atol", atol)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise InvalidInputError(f"{name} must be a positive finite number, got {value!r}")
-    problem = solvers.tolerance_problem(rtol, dtype)
-    if problem is not None:
-        raise InvalidInputError(problem)
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise InvalidInputError(f"{name} must be a finite number >= 0, got {value!r}")
+    if rtol == 0 and atol == 0:
+        raise InvalidInputError("rtol and atol are both 0: no step can meet that; give one of them > 0")

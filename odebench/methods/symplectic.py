@@ -5,6 +5,12 @@ from __future__ import annotations
 import torch
 
 from odebench.methods.checkpointed import CheckpointedMethod, checkpointed_capabilities, stage_range
+from odebench.methods.claims import (
+    discrete_exact,
+    gradient_claim,
+    less_memory,
+    lower_error_than_adjoint,
+)
 from odebench.solvers.runge_kutta import call_field, evaluate_stage, stage_buffer, stage_state, stage_time
 
 
@@ -33,6 +39,20 @@ class Symplectic(CheckpointedMethod):
     capabilities = checkpointed_capabilities(
         "Matsubara et al., Symplectic Adjoint Method for Exact Gradient of Neural ODE "
         "with Minimal Memory, NeurIPS 2021"
+    )
+    claims = (
+        lower_error_than_adjoint(
+            "symplectic", "Matsubara et al. 2021 (symplectic adjoint, NeurIPS), section 5"
+        ),
+        discrete_exact("symplectic", "Matsubara et al. 2021 (symplectic adjoint, NeurIPS), section 4"),
+        gradient_claim(
+            "At large step counts the symplectic adjoint uses less memory than ACA and than backpropagation.",
+            "Matsubara et al. 2021 (symplectic adjoint, NeurIPS), table 1 and section 5",
+            "memory of ACA and backpropagation grow with the steps N (and stages s, layers L), the "
+            "symplectic adjoint's with N only in states",
+            less_memory("symplectic", "aca"),
+            less_memory("symplectic", "naive"),
+        ),
     )
 
     def step_vjp(self, func, solver, tab, step, lam, stage_cot, params, grad_params):

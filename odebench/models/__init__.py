@@ -2,6 +2,7 @@
 
 from odebench.models.augmented import OriginalDims, augment, augmented_mlp
 from odebench.models.cnf import CNFField
+from odebench.models.concatsquash import ConcatSquashMLP
 from odebench.models.conv import ConvField
 from odebench.models.mlp import MLP
 from odebench.models.readout import fit_readout
@@ -10,6 +11,7 @@ from odebench.models.second_order import SecondOrderField
 __all__ = [
     "MLP",
     "CNFField",
+    "ConcatSquashMLP",
     "ConvField",
     "OriginalDims",
     "SecondOrderField",

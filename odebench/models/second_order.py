@@ -8,7 +8,7 @@ from odebench.models.mlp import MLP
 
 
 class SecondOrderField(MLP):
-    """``d/dt (x, v) = (v, a(x, v[, t]))``, with the acceleration ``a`` a tanh MLP.
+    """``d/dt (x, v) = (v, a(x, v[, t]))``, with the acceleration ``a`` an MLP.
 
     The state is ``[x, v]`` along the last axis (``2 * dim`` entries); only the acceleration is
     learnt, so ``dx/dt = v`` holds exactly whatever the parameters. The acceleration is an
@@ -16,7 +16,7 @@ class SecondOrderField(MLP):
 
     Args:
         dim: dimension of the position ``x`` (the state has ``2 * dim`` entries).
-        width, depth, time_input, generator: as for `odebench.models.MLP`.
+        width, depth, time_input, activation, generator: as for `odebench.models.MLP`.
 
     Reference: Norcliffe, Bodnar, Day, Simidjievski & Liò, "On Second Order Behaviour in
     Augmented Neural ODEs", NeurIPS 2020.
@@ -29,9 +29,18 @@ class SecondOrderField(MLP):
         depth: int = 2,
         *,
         time_input: bool = False,
+        activation: str = "tanh",
         generator: torch.Generator | None = None,
     ) -> None:
-        super().__init__(2 * dim, width, depth, time_input=time_input, out_dim=dim, generator=generator)
+        super().__init__(
+            2 * dim,
+            width,
+            depth,
+            time_input=time_input,
+            out_dim=dim,
+            activation=activation,
+            generator=generator,
+        )
         self.position_dim = dim
 
     def acceleration(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -7,15 +7,15 @@ from pathlib import Path
 import pandas as pd
 
 from odebench.report import plots
+from odebench.report.claims import CONFIDENCE, MIN_PAIRS, findings_table, gradient_findings, training_findings
 from odebench.report.data import ok_rows, prepare
 from odebench.report.document import Block, Document, Section, Table
-from odebench.report.findings import MIN_CASES, check_all, findings_table
 from odebench.report.html import to_html
 from odebench.report.markdown import to_markdown
 from odebench.report.recommend import NEAR_BEST, TIE, wins_summary, wins_table
 from odebench.report.style import method_order, method_styles
 from odebench.report.tables import failures_table, measurements_table, metadata_table, warnings_table
-from odebench.report.training import final_metrics_table, prepare_training, training_findings
+from odebench.report.training import final_metrics_table, prepare_training
 
 
 def write_report(
@@ -84,7 +84,7 @@ def build_document(
         sections.append(Section("Summary", tuple(_summary(df, ok))))
     if not ok.empty:
         wins = wins_table(df, max_memory_mib=max_memory_mib, max_error=max_error)
-        findings = findings_table(check_all(ok))
+        findings = findings_table(gradient_findings(ok))
         sections += [
             Section(
                 "Which method wins",
@@ -211,11 +211,18 @@ _WINS_NOTE = (
     "group's lowest error. `odebench report --max-memory MIB --max-error E` adds the fastest "
     "method within your own limits."
 )
+_VERDICT_RULE = (
+    "Each part of a claim compares pairs that differ in the compared field alone (the seed "
+    f"included) and gives the median effect with its sign-test interval (at least {CONFIDENCE:.0%} "
+    f"coverage, the exact coverage stated); n is the number of pairs, at least {MIN_PAIRS} for a "
+    "verdict. A part holds when its interval lies on the published side of 'no effect' (and its "
+    "median reaches half the published size, else 'direction only'); 'not reproduced' when it "
+    "lies on the other side; 'no detectable difference' when it covers 'no effect'. A claim "
+    "holds when all its parts do, holds in part when some do, and a verdict on a setup that "
+    "deviates from the published one says so ('at this scale'): it is never a refutation."
+)
 _FINDINGS_NOTE = (
-    "Each claim from the literature recomputed on this run's successful records, comparing only "
-    "cases that differ in the method alone; n is the number of such cases. 'insufficient "
-    f"evidence': fewer than {MIN_CASES} matching cases; 'cannot test': the methods or matching "
-    "cases are missing."
+    "Each claim of a method's paper about its gradients, on this run's successful cases. " + _VERDICT_RULE
 )
 _MEASURED_NOTE = (
     "One row per group (regime and setting) and method; values are medians over seeds and "
@@ -225,11 +232,10 @@ _MEASURED_NOTE = (
 )
 _WARNINGS_NOTE = "Each distinct warning, how many cases raised it, and the first of them."
 _TRAINING_FINDINGS_NOTE = (
-    "Each training claim from the literature recomputed on this run's finished training runs, "
-    "comparing only runs that differ in the method (or, for SONODE vs ANODE, in the model) "
-    "alone, the seed included; n is the number of such pairs. 'insufficient evidence': fewer "
-    f"than {MIN_CASES} pairs. Training times come from separate processes (up to 1.7x apart on "
-    "this machine class for the same work): cost claims are read on evaluation counts first."
+    "Each training claim of a study's paper, on this run's finished training runs; the study's "
+    "deviations from the published setup are listed beside the verdict. Training times come "
+    "from separate processes (up to 1.7x apart on this machine class for the same work), so a "
+    "time part needs all its seed pairs on one side to hold. " + _VERDICT_RULE
 )
 _FINAL_NOTE = (
     "One row per group (study · solver · setting · dtype · device · budget) and method: "

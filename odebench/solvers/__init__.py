@@ -13,7 +13,7 @@ import torch
 
 from odebench.errors import InvalidInputError
 from odebench.registry import Registry
-from odebench.solvers.tableau import ButcherTableau, fixed, from_torchdiffeq
+from odebench.solvers.tableau import FEHLBERG3, ButcherTableau, export_to_torchdiffeq, fixed, from_torchdiffeq
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ _add(
 )
 _add("adaptive_heun", from_torchdiffeq("adaptive_heun"), "Heun-Euler 2(1), adaptive")
 _add("fehlberg2", from_torchdiffeq("fehlberg2"), "Runge-Kutta-Fehlberg 2(1), adaptive")
+export_to_torchdiffeq("fehlberg3", FEHLBERG3)
+_add("fehlberg3", FEHLBERG3, "Runge-Kutta-Fehlberg 3(2) (SSP RK3 with Heun embedded), adaptive")
 _add("bosh3", from_torchdiffeq("bosh3"), "Bogacki-Shampine 3(2), adaptive")
 _add("dopri5", from_torchdiffeq("dopri5"), "Dormand-Prince 5(4), adaptive")
 _add("dopri8", from_torchdiffeq("dopri8"), "Dormand-Prince 8(7), adaptive")
@@ -85,9 +87,9 @@ def default_tolerances(dtype: torch.dtype | str) -> tuple[float, float]:
 
 
 def tolerance_problem(rtol: float, dtype: torch.dtype) -> str | None:
-    """Why `rtol` cannot be met in `dtype` (below its machine epsilon), or None."""
+    """Why `rtol` cannot be met in `dtype` (positive but below its machine epsilon), or None."""
     eps = torch.finfo(dtype).eps
-    if rtol < eps:
+    if 0 < rtol < eps:
         return f"rtol={rtol:g} is below the machine epsilon of {dtype} ({eps:.1e}); no solver can meet it"
     return None
 

@@ -34,7 +34,7 @@ from odebench.solvers import Solver
 from odebench.solvers.tableau import TableauTensors
 
 ADAPTIVE_OPTIONS = frozenset(
-    {"first_step", "max_num_steps", "min_step", "max_step", "safety", "ifactor", "dfactor"}
+    {"first_step", "max_num_steps", "min_step", "max_step", "safety", "ifactor", "dfactor", "norm"}
 )
 FIXED_OPTIONS = frozenset({"step_size", "interp", "perturb"})
 
@@ -237,19 +237,20 @@ def integrate(func, y0, t, solver: Solver, rtol, atol, options=None):
     return torch.stack(solution), trajectory
 
 
-def _rms_norm(x: torch.Tensor) -> torch.Tensor:
+def rms_norm(x: torch.Tensor) -> torch.Tensor:
+    """torchdiffeq's default error norm: the root mean square over every entry."""
     return x.abs().pow(2).mean().sqrt()
 
 
-def _initial_step(func, t0, y0, f0, order, rtol, atol, t_dtype):
+def _initial_step(func, t0, y0, f0, order, rtol, atol, t_dtype, norm):
     """Hairer, Norsett & Wanner (II.4) initial step, exactly as torchdiffeq selects it."""
     scale = atol + torch.abs(y0) * rtol
-    d0 = _rms_norm(y0 / scale).abs()
-    d1 = _rms_norm(f0 / scale).abs()
+    d0 = norm(y0 / scale).abs()
+    d1 = norm(f0 / scale).abs()
     h0 = torch.tensor(1e-06, dtype=y0.dtype, device=y0.device) if d0 < 1e-05 or d1 < 1e-05 else 0.01 * d0 / d1
     h0 = h0.abs()
     f1 = call_field(func, t0 + h0, y0 + h0 * f0)
-    d2 = torch.abs(_rms_norm((f1 - f0) / scale) / h0)
+    d2 = torch.abs(norm((f1 - f0) / scale) / h0)
     if d1 <= 1e-15 and d2 <= 1e-15:
         h1 = torch.max(torch.tensor(1e-6, dtype=y0.dtype, device=y0.device), h0 * 1e-3)
     else:
@@ -282,11 +283,12 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
     dfactor = as_t(options.get("dfactor", 0.2))
     exponent = as_t(solver.order).reciprocal()
     max_num_steps = int(options.get("max_num_steps", 2**31 - 1))
+    norm = options.get("norm") or rms_norm
     tab = solver.tableau.tensors(y0.dtype, device)
 
     f0 = call_field(func, t[0], y0)
     if options.get("first_step") is None:
-        dt = _initial_step(func, t[0], y0, f0, solver.order, rtol, atol, t_dtype)
+        dt = _initial_step(func, t[0], y0, f0, solver.order, rtol, atol, t_dtype, norm)
     else:
         dt = as_t(options["first_step"])
     y, f, t_start, t_end, K_last = y0, f0, t[0], t[0], None
@@ -314,7 +316,7 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
             if not fsal:
                 y1 = combine(y, K, dt, tab.b)
             error = torch.sum(K * (tab.b_error * dt.to(y.dtype)), dim=-1)
-            error_ratio = _rms_norm(error / (atol + rtol * torch.max(y.abs(), y1.abs()))).abs()
+            error_ratio = norm(error / (atol + rtol * torch.max(y.abs(), y1.abs()))).abs()
             accept = bool(error_ratio <= 1)
             if dt > max_step:
                 accept = False

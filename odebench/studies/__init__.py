@@ -8,8 +8,8 @@ solver registries: a newly registered method or solver is trainable at once.
 from __future__ import annotations
 
 from odebench.registry import Registry
-from odebench.studies.base import Setup, Study
-from odebench.studies.cnf_seminorm import CNFSeminorm
+from odebench.studies.base import Data, Setup, Study
+from odebench.studies.cnf_seminorm import CNFSeminorm, CNFSeminormFFJORD
 from odebench.studies.damped_oscillators import OscillatorsANODE, OscillatorsNODE, OscillatorsSONODE
 from odebench.studies.digits_classification import DigitsClassification
 from odebench.studies.lorenz63_one_step import Lorenz63OneStep
@@ -24,6 +24,7 @@ for _study in (
     Lorenz63OneStep(),
     DigitsClassification(),
     CNFSeminorm(),
+    CNFSeminormFFJORD(),
 ):
     registry.register(_study.name, _study)
 
@@ -31,4 +32,4 @@ names = registry.names
 get = registry.get
 register = registry.register
 
-__all__ = ["Setup", "Study", "get", "names", "register", "registry"]
+__all__ = ["Data", "Setup", "Study", "get", "names", "register", "registry"]

@@ -1,13 +1,16 @@
 """The contract every training study fulfils (`Study.build -> Setup`).
 
-A study is a task with training data and a held-out evaluation, a model, an optimiser with its
-settings and a budget, reproducing a published experiment at a scale this machine runs. The
-training loop (`odebench.training.run`) is the same for every study and every gradient method:
-a study only says what one iteration's loss is and how the trained model is evaluated.
+A study is a published training experiment: data with a held-out evaluation, a model, an
+optimiser with its settings and a budget, and the claims of its paper (`odebench.claims`). The
+training loop (`odebench.training.run`) is the same for every study and every gradient method: a
+study only says what one iteration's loss is and how the trained model is evaluated.
 
-Everything random is drawn in float64 on the CPU from a local generator seeded with the run's
-seed, so a run is reproducible and a float32 or GPU run trains the rounding of the same model
-on the rounding of the same data.
+Data and model randomness are apart. A run's seed seeds the data generator alone (`data`: the
+training set, its minibatch order, the held-out set); the model's initial weights come from a
+second stream derived from the same seed (`model`). So two models, or two gradient methods, with
+the same seed see exactly the same data, whatever their parameter counts. Everything random is
+drawn in float64 on the CPU, so a float32 or GPU run trains the rounding of the same model on
+the rounding of the same data.
 """
 
 from __future__ import annotations
@@ -20,22 +23,43 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from odebench.claims import Claim
+
 #: ``solve(field, y0, t) -> solution`` with shape ``(len(t), *y0.shape)``: the run's method and
 #: solver, handed to the study's loss and evaluation.
 Solve = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+#: Offset of the model's random stream from the data's (seeds below 2**40 never share a stream).
+MODEL_STREAM = 2**40
+
+
+@dataclass
+class Data:
+    """A study's data for one data seed.
+
+    Attributes:
+        batch: the training data of iteration ``i`` (a tuple of tensors, deterministic in ``i``).
+        heldout: the held-out data (a tuple of tensors).
+    """
+
+    batch: Callable[[int], tuple]
+    heldout: tuple
 
 
 @dataclass
 class Setup:
-    """One study built for one seed: model, data, optimiser.
+    """One study built for one seed: model, data, optimiser, and the run's solver options.
 
     Attributes:
         model: every trained parameter; ``model.field`` is the vector field the loss solves
             with (the loop counts its evaluations).
-        batch: the training data of iteration ``i`` (a tuple of tensors, deterministic in ``i``).
-        heldout: the held-out data (a tuple of tensors).
-        optimizer: makes the optimiser from the model's parameters.
+        batch, heldout: the `Data` of the run's seed.
+        optimizer: makes the optimiser from the model's parameters; it is stepped with a
+            closure, so line-search optimisers (L-BFGS) evaluate the loss as often as they need.
         scheduler: makes a learning-rate schedule stepped once per iteration, or None.
+        solver_options: options of every solve of the run, in torchdiffeq's names (a first
+            step, an error norm).
+        observe: called after each iteration's step, returns extra curve values of the study
+            (e.g. the share of predictions its solver accepted in one step), or None.
     """
 
     model: nn.Module
@@ -43,26 +67,37 @@ class Setup:
     heldout: tuple
     optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
     scheduler: Callable[[torch.optim.Optimizer], Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    solver_options: dict[str, Any] = field(default_factory=dict)
+    observe: Callable[[], dict[str, float]] | None = None
 
 
 class Study(abc.ABC):
-    """A published training experiment at a scale this machine runs.
+    """A published training experiment, run as published wherever this machine allows.
 
     Subclasses set the class variables (the published solver, tolerances or step, budget and
-    target, with the paper and its figures in the docstring) and implement `build`, `loss` and
-    `evaluate`; `parameter_error` where the study has ground-truth parameters.
+    target, the paper, the claims and every deviation from the published setup) and implement
+    `data`, `model`, `optimizer`, `loss` and `evaluate`; `parameter_error` where the study has
+    ground-truth parameters. The deviations are appended to the class docstring, and the report
+    prints them beside each verdict.
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
     paper: ClassVar[str]
-    #: The published claim this study checks, with the published figure.
-    claim: ClassVar[str]
+    #: The published claims this study tests (`odebench.claims.Claim`); the study's deviations
+    #: are attached to them.
+    claims: ClassVar[tuple[Claim, ...]] = ()
+    #: How the setup run here differs from the published one, one item each.
+    deviations: ClassVar[tuple[str, ...]] = ()
     solver: ClassVar[str] = "dopri5"
     rtol: ClassVar[float] = 1e-3
     atol: ClassVar[float] = 1e-5
+    #: The published ``(rtol, atol)`` pairs the study can be run at (default: its own pair); a
+    #: run given one tolerance takes the other from the pair that has it.
+    tolerances: ClassVar[tuple[tuple[float, float], ...]] = ()
     step_size: ClassVar[float] = 0.05
+    #: The dtype the paper trained in (the claims suite runs it).
+    dtype: ClassVar[str] = "float64"
     iterations: ClassVar[int]
     #: Iterations between checks of the held-out metric and the gradient's error.
     eval_every: ClassVar[int]
@@ -77,9 +112,60 @@ class Study(abc.ABC):
     #: method's solve in torchdiffeq's names.
     solver_options: ClassVar[dict] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.deviations and cls.__doc__ and "Deviations from the published setup" not in cls.__doc__:
+            items = "\n".join(f"    * {d}" for d in cls.deviations)
+            cls.__doc__ = f"{cls.__doc__.rstrip()}\n\n    Deviations from the published setup:\n\n{items}\n"
+
+    @property
+    def published_tolerances(self) -> tuple[tuple[float, float], ...]:
+        """The ``(rtol, atol)`` pairs the paper used, the study's default first."""
+        pairs = ((self.rtol, self.atol), *self.tolerances)
+        return tuple(dict.fromkeys(pairs))
+
+    def claims_with_deviations(self) -> tuple[Claim, ...]:
+        """The study's claims, each carrying the study's deviations."""
+        from dataclasses import replace
+
+        return tuple(replace(c, deviations=(*self.deviations, *c.deviations)) for c in self.claims)
+
     @abc.abstractmethod
-    def build(self, generator: torch.Generator) -> Setup:
-        """The model, data and optimiser for one seed, float64 on the CPU."""
+    def data(self, generator: torch.Generator) -> Data:
+        """The training and held-out data of one data seed (`generator`), float64 on the CPU."""
+
+    @abc.abstractmethod
+    def model(self, generator: torch.Generator) -> nn.Module:
+        """The model with its initial weights drawn from `generator`, float64 on the CPU; its
+        vector field is ``model.field``."""
+
+    @abc.abstractmethod
+    def optimizer(self, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        """The published optimiser over `params`."""
+
+    def scheduler(self, optimizer: torch.optim.Optimizer) -> Any | None:
+        """The published learning-rate schedule (stepped once per iteration), or None."""
+        return None
+
+    def setup(self, model: nn.Module, data: Data) -> Setup:
+        """The run's `Setup`; a study with per-run solver instruments (a recording error norm)
+        overrides this."""
+        return Setup(
+            model=model,
+            batch=data.batch,
+            heldout=data.heldout,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            solver_options=dict(self.solver_options),
+        )
+
+    def build(self, seed: int, *, model_seed: int | None = None) -> Setup:
+        """Model, data and optimiser of one run: the data from `seed` alone, the model from its
+        own stream (`model_seed`, default derived from `seed`)."""
+        data = self.data(torch.Generator(device="cpu").manual_seed(seed))
+        model_seed = seed + MODEL_STREAM if model_seed is None else model_seed
+        model = self.model(torch.Generator(device="cpu").manual_seed(model_seed))
+        return self.setup(model, data)
 
     @abc.abstractmethod
     def loss(self, model: nn.Module, solve: Solve, batch: tuple) -> torch.Tensor:
@@ -97,11 +183,16 @@ class Study(abc.ABC):
         return f"{type(self).__name__}(name={self.name!r})"
 
 
+def data_seed(generator: torch.Generator) -> int:
+    """A seed for the data's own derived streams (minibatches), drawn from the data generator."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+
 def iteration_generator(seed: int, iteration: int) -> torch.Generator:
     """The CPU generator of one iteration's random draws (a minibatch), deterministic in both.
 
-    `seed` is a study's data seed (drawn from the run's generator in `Study.build`, below 2**31);
-    iterations below 2**20 never share a stream.
+    `seed` is drawn from the data generator (`data_seed`, below 2**31); iterations below 2**20
+    never share a stream.
     """
     return torch.Generator(device="cpu").manual_seed(seed * 2**20 + iteration)
 

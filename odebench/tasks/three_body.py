@@ -27,24 +27,42 @@ BATCH, NOISE, DT_OUT = 4, 0.05, 0.25
 
 
 class ThreeBodyField(nn.Module):
-    """Softened Newtonian gravity in the plane for three bodies; the masses are learnable.
+    """Newtonian gravity for three bodies, in the plane (softened) or in space; masses learnable.
 
-    State ``(..., 12)``: positions ``q_1, q_2, q_3`` (2 each) then velocities. ``dq_i/dt = p_i``,
-    ``dp_i/dt = sum_j m_j (q_j - q_i) / (|q_j - q_i|^2 + eps^2)^(3/2)`` (G = 1).
+    State ``(..., 6 dims)``: positions ``q_1, q_2, q_3`` (``dims`` each) then velocities.
+    ``dq_i/dt = speed p_i``, ``dp_i/dt = coupling sum_j m_j (q_j - q_i) / (|q_j - q_i|^2 + eps^2)^(3/2)``;
+    the defaults (``dims`` 2, softening 0.1, coupling and speed 1) are the planar problem of the
+    ``three_body`` task, G = 1. ``coupling`` and ``speed`` are the constants of a
+    non-dimensionalised system (the ACA paper's ``K1``, ``K2``); without softening the bodies
+    must not meet.
     """
 
-    def __init__(self, masses: torch.Tensor, softening: float = SOFTENING) -> None:
+    def __init__(
+        self,
+        masses: torch.Tensor,
+        softening: float = SOFTENING,
+        *,
+        dims: int = 2,
+        coupling: float = 1.0,
+        speed: float = 1.0,
+    ) -> None:
         super().__init__()
         self.masses = nn.Parameter(masses)
-        self.softening = softening
+        self.softening, self.dims, self.coupling, self.speed = softening, dims, coupling, speed
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        q = y[..., :6].unflatten(-1, (3, 2))
-        p = y[..., 6:]
+        n = 3 * self.dims
+        q = y[..., :n].unflatten(-1, (3, self.dims))
+        p = y[..., n:]
         diff = q.unsqueeze(-3) - q.unsqueeze(-2)  # [..., i, j, :] = q_j - q_i
-        inv = (diff.pow(2).sum(-1) + self.softening**2).pow(-1.5)  # the diagonal's diff is 0
+        squared = diff.pow(2).sum(-1) + self.softening**2
+        if self.softening == 0:  # the diagonal's diff is 0: keep its 0/0 out of the sum
+            eye = torch.eye(3, dtype=y.dtype, device=y.device)
+            inv = (squared + eye).pow(-1.5) * (1 - eye)
+        else:
+            inv = squared.pow(-1.5)
         accel = (diff * (self.masses * inv).unsqueeze(-1)).sum(-2)
-        return torch.cat([p, accel.flatten(-2)], dim=-1)
+        return torch.cat([self.speed * p, self.coupling * accel.flatten(-2)], dim=-1)
 
 
 class ThreeBody(Task):

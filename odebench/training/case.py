@@ -22,7 +22,8 @@ import statistics
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from odebench.record import ATOL_RATIO, MAX_STEPS, RecordBase, setting_label
+from odebench.errors import InvalidInputError
+from odebench.record import MAX_STEPS, RecordBase, setting_label
 
 #: Per-iteration columns of a curve, always present (None where not measured).
 CURVE_COLUMNS = (
@@ -97,9 +98,14 @@ class TrainingCase:
         return "/".join(parts)
 
 
-def resolve(case: TrainingCase, *, atol_ratio: float = ATOL_RATIO) -> TrainingCase:
+def resolve(case: TrainingCase) -> TrainingCase:
     """`case` with the study's published solver, tolerances or step, budget and check interval
-    filled in where it leaves them open."""
+    filled in where it leaves them open.
+
+    Tolerances are never derived: none given takes the study's published pair; one given takes
+    the other from the published pair that has it; a pair the study does not publish must be
+    given whole (rtol and atol), else it is refused naming the published pairs.
+    """
     from odebench import solvers, studies
 
     study = studies.get(case.study)
@@ -109,15 +115,30 @@ def resolve(case: TrainingCase, *, atol_ratio: float = ATOL_RATIO) -> TrainingCa
     eval_every = study.eval_every if case.eval_every is None else case.eval_every
     common = dict(solver=solver_name, iterations=iterations, eval_every=eval_every)
     if solver.adaptive:
-        if case.rtol is None:
-            rtol, atol = study.rtol, study.atol if case.atol is None else case.atol
-        else:
-            rtol = case.rtol
-            atol = rtol * atol_ratio if case.atol is None else case.atol
+        rtol, atol = _tolerances(study, case.rtol, case.atol)
         max_steps = MAX_STEPS if case.max_steps is None else case.max_steps
         return replace(case, rtol=rtol, atol=atol, step_size=None, max_steps=max_steps, **common)
     step = study.step_size if case.step_size is None else case.step_size
     return replace(case, rtol=None, atol=None, step_size=step, max_steps=None, **common)
+
+
+def _tolerances(study, rtol: float | None, atol: float | None) -> tuple[float, float]:
+    """``(rtol, atol)`` of a run: as given, or completed from the study's published pairs."""
+    pairs = study.published_tolerances
+    if rtol is None and atol is None:
+        return pairs[0]
+    if rtol is not None and atol is not None:
+        return float(rtol), float(atol)
+    index, value = (0, rtol) if rtol is not None else (1, atol)
+    for pair in pairs:
+        if math.isclose(pair[index], value, rel_tol=1e-9, abs_tol=0.0):
+            return pair
+    published = ", ".join(f"rtol {r:g} with atol {a:g}" for r, a in pairs)
+    given, missing = ("rtol", "atol") if rtol is not None else ("atol", "rtol")
+    raise InvalidInputError(
+        f"study {study.name!r} publishes no tolerance pair with {given} {value:g} (it publishes "
+        f"{published}); training tolerances are explicit: give --{missing} too"
+    )
 
 
 @dataclass(frozen=True)
@@ -133,7 +154,8 @@ class TrainingRecord(RecordBase):
     the checks); ``time_to_target_s``/``iterations_to_target`` when the smoothed training loss
     first reached the study's target (None: never). ``grad_rel_error_median`` is the median of
     the gradient's relative error against the float64 reference over the checked iterations.
-    ``curve`` maps each `CURVE_COLUMNS` name to its per-iteration values.
+    ``curve`` maps each `CURVE_COLUMNS` name, then each column the study observes of its solver,
+    to its per-iteration values.
     """
 
     case: TrainingCase
@@ -170,7 +192,7 @@ class TrainingRecord(RecordBase):
             from odebench import studies
 
             study = studies.get(case.study)
-            points = [{name: point.get(name) for name in CURVE_COLUMNS} for point in partial]
+            points = [{**dict.fromkeys(CURVE_COLUMNS), **point} for point in partial]
             measured.update(summarise(points, study.smooth, study.target_loss))
         return super().failed(case, status, error, **measured)
 
@@ -178,8 +200,9 @@ class TrainingRecord(RecordBase):
 def summarise(points: list[dict[str, Any]], smooth: int, target_loss: float) -> dict[str, Any]:
     """Final metrics and totals of a curve (whatever part of it was measured): the mean of the
     last `smooth` losses, the last held-out value, totals, the first time the mean of `smooth`
-    losses reached `target_loss`."""
-    curve = {name: [p[name] for p in points] for name in CURVE_COLUMNS}
+    losses reached `target_loss`. The curve keeps a study's own columns after `CURVE_COLUMNS`."""
+    names = list(dict.fromkeys([*CURVE_COLUMNS, *(name for p in points for name in p)]))
+    curve = {name: [p.get(name) for p in points] for name in names}
     out: dict[str, Any] = {"curve": curve, "iterations_done": len(points)}
     if not points:
         return out

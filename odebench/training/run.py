@@ -1,14 +1,17 @@
 """`run_training`: the one training loop, for every study and every gradient method.
 
-One iteration: the study's training loss on the iteration's batch (forward, with the vector field
-wrapped in `CountedField`), its gradient (backward), an optimiser step. Recorded per iteration:
-the loss, the training wall time so far (forward, backward and optimiser steps only, device
-synchronised), evaluations, VJPs and solver steps per phase, and the number of solves. Every
+One iteration is one optimiser step with a closure that computes the study's training loss on the
+iteration's batch (forward, with the vector field wrapped in `CountedField`) and its gradient
+(backward): once for first-order optimisers, as often as a line search needs for L-BFGS. Recorded
+per iteration: the loss at the starting parameters, the training wall time so far (the whole
+step, device synchronised), evaluations, VJPs and solver steps per phase, the number of solves,
+and what the study observes of its solver (`odebench.studies.base.Setup.observe`). Every
 ``eval_every`` iterations, and at the last, two checks that do not count as training time:
 
-* the gradient's relative error against a float64 reference at the same parameters on the same
-  batch (the study's loss through torchdiffeq's dopri8 at the study's reference tolerance, with a
-  step ending on every output time, differentiated by autograd);
+* the gradient's relative error at the iteration's starting parameters on the same batch, the
+  loss's first gradient against a float64 reference (the study's loss through torchdiffeq's
+  dopri8 at the study's reference tolerance, with a step ending on every output time,
+  differentiated by autograd);
 * the held-out metric of the model after the iteration's step.
 
 A run that diverges (a non-finite loss or gradient, a step size underflow, the step budget) or
@@ -72,14 +75,14 @@ def _train(case: TrainingCase, measured: dict, points: list, progress: Progress 
     check_device(case.device)
     method = methods.get(case.method)
     dtype = torch_dtype(case.dtype)
-    setup = study.build(torch.Generator(device="cpu").manual_seed(case.seed))
+    setup = study.build(case.seed)
     model = setup.model.to(dtype=dtype, device=case.device)
     counted = CountedField(model.field)
     model.field = counted
     measured.update(heldout_name=study.heldout_name, target_loss=study.target_loss)
     measured["n_params"] = sum(p.numel() for p in model.parameters())
     if case.step_size is None:
-        options = {**study.solver_options, "max_num_steps": case.max_steps}
+        options = {**setup.solver_options, "max_num_steps": case.max_steps}
     else:
         options = {"step_size": case.step_size}
     solves = [0]
@@ -90,7 +93,8 @@ def _train(case: TrainingCase, measured: dict, points: list, progress: Progress 
             field, y0, t, solver=case.solver, rtol=case.rtol, atol=case.atol, options=options
         )
 
-    optimizer = setup.optimizer(model.parameters())
+    params = list(model.parameters())
+    optimizer = setup.optimizer(params)
     scheduler = setup.scheduler(optimizer) if setup.scheduler is not None else None
     heldout = cast(setup.heldout, dtype, case.device)
     sync = synchronizer(case.device)
@@ -103,20 +107,11 @@ def _train(case: TrainingCase, measured: dict, points: list, progress: Progress 
         before = _counts(counted)
         solves[0] = 0
         check = i % case.eval_every == 0 or i == case.iterations - 1
+        # At the iteration's starting parameters, before the step moves them (not training time).
+        reference = _reference_gradient(study, model, data) if check else None
         sync()
         start = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        with counted.phase("forward"):
-            loss = study.loss(model, solve, batch)
-        if not torch.isfinite(loss):
-            raise NonFiniteGradient(f"training loss is {loss.item()} at iteration {i}")
-        with counted.phase("backward"):
-            loss.backward()
-        sync()
-        train_time += time.perf_counter() - start
-        grad_error = _gradient_error(study, model, data, case) if check else None
-        start = time.perf_counter()
-        optimizer.step()
+        loss, grads = _step(optimizer, study, model, solve, batch, counted, params, i)
         if scheduler is not None:
             scheduler.step()
         sync()
@@ -124,8 +119,10 @@ def _train(case: TrainingCase, measured: dict, points: list, progress: Progress 
         point = dict.fromkeys(CURVE_COLUMNS)
         point.update(iteration=i, train_loss=loss.item(), elapsed_s=train_time, solves=solves[0])
         point.update({k: v - before[k] for k, v in _counts(counted).items()})
-        point["grad_rel_error"] = grad_error
+        if setup.observe is not None:
+            point.update(setup.observe())
         if check:
+            point["grad_rel_error"] = _relative_error(grads, params, reference)
             with _uncounted(model), torch.no_grad():
                 point["heldout"] = float(study.evaluate(model, solve, heldout))
         points.append(point)
@@ -133,6 +130,28 @@ def _train(case: TrainingCase, measured: dict, points: list, progress: Progress 
             progress(point)
     model.field = counted.func
     measured["parameter_error"] = study.parameter_error(model, setup)
+
+
+def _step(optimizer, study: Study, model, solve, batch, counted: CountedField, params, iteration: int):
+    """One optimiser step, its closure computing the loss (forward) and its gradient (backward);
+    line-search optimisers (L-BFGS) call it repeatedly. Returns the loss and the gradients at the
+    starting parameters (the closure's first call)."""
+    first: dict[str, Any] = {}
+
+    def closure():
+        optimizer.zero_grad(set_to_none=True)
+        with counted.phase("forward"):
+            loss = study.loss(model, solve, batch)
+        if not torch.isfinite(loss):
+            raise NonFiniteGradient(f"training loss is {loss.item()} at iteration {iteration}")
+        with counted.phase("backward"):
+            loss.backward()
+        if not first:
+            first.update(loss=loss.detach(), grads=[p.grad for p in params])
+        return loss
+
+    optimizer.step(closure)
+    return first["loss"], first["grads"]
 
 
 def _counts(counted: CountedField) -> dict[str, int]:
@@ -162,9 +181,10 @@ class _uncounted:
         self.model.field = self.counted
 
 
-def _gradient_error(study: Study, model, data: tuple, case: TrainingCase) -> float:
-    """Relative 2-norm error of the model's current gradient against a float64 reference."""
-    mine = _flat([p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()])
+def _reference_gradient(study: Study, model, data: tuple) -> torch.Tensor:
+    """The loss's gradient at the model's current parameters on `data`, in float64 on the CPU by
+    torchdiffeq's dopri8 at the study's reference tolerance (a step ending on every output time),
+    flattened."""
     reference = copy.deepcopy(model).to(dtype=torch.float64, device="cpu")
     reference.field = reference.field.func
     tolerance = study.reference_tolerance
@@ -178,7 +198,12 @@ def _gradient_error(study: Study, model, data: tuple, case: TrainingCase) -> flo
     with torch.enable_grad():
         loss = study.loss(reference, tight, data)
         grads = torch.autograd.grad(loss, params, allow_unused=True)
-    exact = _flat([g if g is not None else torch.zeros_like(p) for p, g in zip(params, grads)])
+    return _flat([g if g is not None else torch.zeros_like(p) for p, g in zip(params, grads)])
+
+
+def _relative_error(grads, params, exact: torch.Tensor) -> float:
+    """Relative 2-norm error of a gradient (None entries: zero) against the flattened `exact`."""
+    mine = _flat([g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)])
     norm = exact.norm().item()
     return (mine - exact).norm().item() / norm if norm > 0 else (mine - exact).norm().item()
 
