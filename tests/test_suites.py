@@ -121,7 +121,7 @@ def test_cases_a_dtype_cannot_meet_are_left_out_with_the_reason():
     reasons = expansion.reasons()
     assert reasons == {
         "rtol=1e-07 is below the machine epsilon of torch.float32 (1.2e-07); no solver can meet it": 15,
-        "seminorm does not support solver rk4 (it supports: adaptive_heun, fehlberg2, bosh3, "
+        "seminorm does not support solver rk4 (it supports: adaptive_heun, fehlberg2, fehlberg3, bosh3, "
         "dopri5, dopri8)": 3,
     }
 

@@ -181,8 +181,8 @@ def _paired_effects(part: Part, treated, control, column: str, keys: Sequence[st
         key = ["|".join(repr(_plain(v)) for v in row) for row in rows[shared].itertuples(index=False)]
         return rows.assign(_key=key).drop_duplicates("_key", keep="last").set_index("_key")
 
-    joined = keyed(treated)[[column, *extra]].join(
-        keyed(control)[[column, *extra]], how="inner", lsuffix="_t", rsuffix="_c"
+    joined = keyed(treated)[[column, *extra]].merge(
+        keyed(control)[[column, *extra]], left_index=True, right_index=True, suffixes=("_t", "_c")
     )
     if resolution:
         joined = joined[~(joined[f"{resolution}_t"].astype(bool) & joined[f"{resolution}_c"].astype(bool))]
@@ -275,12 +275,12 @@ def with_curve_metrics(runs: pd.DataFrame, curves: pd.DataFrame, metrics: Iterab
 
 def gradient_findings(ok: pd.DataFrame) -> list[Finding]:
     """Every registered method's claims judged on a prepared frame of successful gradient cases
-    (`odebench.report.data.ok_rows`), those whose methods the frame has."""
+    (`odebench.report.data.ok_rows`); a claim whose methods the run lacks is "cannot test"."""
     from odebench import methods
     from odebench.record import IDENTITY_FIELDS
 
     claims = [c for _, method in methods.registry.items() for c in method.claims]
-    return [evaluate(c, ok, IDENTITY_FIELDS) for c in dict.fromkeys(claims) if _concerns(c, ok)]
+    return [evaluate(c, ok, IDENTITY_FIELDS) for c in claims]
 
 
 def training_findings(runs: pd.DataFrame, curves: pd.DataFrame) -> list[Finding]:

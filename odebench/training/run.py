@@ -21,6 +21,7 @@ raises stops with that status; the curve up to there and the iteration it reache
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 import warnings
 from collections.abc import Callable
@@ -108,7 +109,7 @@ def _train(case: TrainingCase, measured: dict, points: list, progress: Progress 
         solves[0] = 0
         check = i % case.eval_every == 0 or i == case.iterations - 1
         # At the iteration's starting parameters, before the step moves them (not training time).
-        reference = _reference_gradient(study, model, data) if check else None
+        reference = _reference_gradient(study, model, data, key=(case.seed, i)) if check else None
         sync()
         start = time.perf_counter()
         loss, grads = _step(optimizer, study, model, solve, batch, counted, params, i)
@@ -181,10 +182,26 @@ class _uncounted:
         self.model.field = self.counted
 
 
-def _reference_gradient(study: Study, model, data: tuple) -> torch.Tensor:
-    """The loss's gradient at the model's current parameters on `data`, in float64 on the CPU by
-    torchdiffeq's dopri8 at the study's reference tolerance (a step ending on every output time),
-    flattened."""
+#: Reference gradients of this process by study, data key and the parameters' bytes: runs of one
+#: study from one seed with several methods (in one process: tests, --in-process) start from
+#: the same parameters and batch, and a reference can cost seconds (1000 output times).
+_REFERENCES: dict[tuple, torch.Tensor] = {}
+
+
+def _reference_gradient(study: Study, model, data: tuple, *, key: tuple) -> torch.Tensor:
+    """The loss's gradient at the model's current parameters on `data` (the batch `key` names:
+    seed and iteration), in float64 on the CPU by torchdiffeq's dopri8 at the study's reference
+    tolerance (a step ending on every output time), flattened."""
+    weights = _flat(model.parameters())
+    memo = (study.name, *key, hashlib.sha256(weights.numpy().tobytes()).hexdigest())
+    if memo not in _REFERENCES:
+        if len(_REFERENCES) >= 8:
+            _REFERENCES.pop(next(iter(_REFERENCES)))
+        _REFERENCES[memo] = _compute_reference(study, model, data)
+    return _REFERENCES[memo]
+
+
+def _compute_reference(study: Study, model, data: tuple) -> torch.Tensor:
     reference = copy.deepcopy(model).to(dtype=torch.float64, device="cpu")
     reference.field = reference.field.func
     tolerance = study.reference_tolerance

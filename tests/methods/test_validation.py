@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from odebench import methods
-from odebench.errors import InvalidInputError, UnknownNameError, UnsupportedError
+from odebench.errors import InvalidInputError, ToleranceWarning, UnknownNameError, UnsupportedError
 from odebench.methods.aca import ACA
 from odebench.registry import Registry
 from tests.methods.fields import SpiralField
@@ -59,11 +59,24 @@ def test_parameter_dtype_mismatch_is_refused():
         methods.get("aca").odeint(SpiralField(dtype=torch.float32), Y0, T)
 
 
-@pytest.mark.parametrize("rtol", [0.0, -1e-6, float("nan"), 1e-20])
-def test_impossible_tolerances_are_refused(rtol):
+@pytest.mark.parametrize("rtol, atol", [(0.0, 0.0), (-1e-6, 1e-8), (float("nan"), 1e-8)])
+def test_impossible_tolerances_are_refused(rtol, atol):
     with pytest.raises(InvalidInputError) as excinfo:
-        methods.get("naive").odeint(SpiralField(), Y0, T, rtol=rtol)
+        methods.get("naive").odeint(SpiralField(), Y0, T, rtol=rtol, atol=atol)
     assert "rtol" in one_line(excinfo)
+
+
+def test_a_tolerance_below_the_dtypes_epsilon_warns_and_solves():
+    """torchdiffeq accepts it and papers use it (ACA: float32 at 1e-7): what the solver does with it
+    is a finding, not an input error."""
+    with pytest.warns(ToleranceWarning, match="below the machine epsilon of torch.float64"):
+        y = methods.get("naive").odeint(SpiralField(), Y0, T, rtol=1e-17, atol=1e-12)
+    assert torch.isfinite(y).all()
+
+
+def test_an_absolute_tolerance_alone_is_rtol_zero():
+    y = methods.get("aca").odeint(SpiralField(), Y0, T, rtol=0.0, atol=1e-8)
+    assert torch.isfinite(y).all()
 
 
 def test_unsupported_pair_is_refused():

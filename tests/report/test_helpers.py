@@ -9,8 +9,8 @@ from report_synthetic import frame_of, synthetic_records
 from odebench.methods import CORE
 from odebench.record import Case, Record
 from odebench.report import compare
+from odebench.report.claims import gradient_findings
 from odebench.report.data import case_label, ok_rows, paired, prepare
-from odebench.report.findings import check_all
 from odebench.report.plots.cost import pareto_mask
 from odebench.report.plots.memory import fit_slope
 from odebench.report.style import method_order, method_styles
@@ -110,7 +110,7 @@ def test_nullable_dtypes_as_the_results_loader_gives_them():
     a, b = prepare(plain), prepare(nullable)
     assert a["at_reference_resolution"].tolist() == b["at_reference_resolution"].tolist()
     pd.testing.assert_frame_equal(measurements_table(a), measurements_table(b))
-    assert check_all(ok_rows(a)) == check_all(ok_rows(b))
+    assert gradient_findings(ok_rows(a)) == gradient_findings(ok_rows(b))
     assert not compare(plain, nullable).regressed and not compare(plain, nullable).changes
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from odebench.report import write_report
-from odebench.report.findings import HOLDS, INSUFFICIENT
-from odebench.report.training import prepare_training, seminorm_training, three_body_masses
+from odebench.report.claims import INSUFFICIENT, PART, training_findings
+from odebench.report.training import prepare_training
 from odebench.results import ResultsWriter, load, load_curves, load_training
 from odebench.training import CURVE_COLUMNS, TrainingCase, TrainingRecord
 
@@ -81,18 +81,22 @@ def results(tmp_path_factory):
     return path
 
 
-def test_training_findings_hold_with_n_and_say_insufficient_below_five(results):
+def test_training_claims_hold_in_the_parts_planted_with_n_and_say_insufficient_below_five(results):
     runs = prepare_training(load_training(results))
-    masses = three_body_masses(runs)
-    assert masses.verdict == HOLDS and masses.n == 5
-    assert "vs adjoint: lower in 5 of n = 5 (ratio median 0.333" in masses.measured
-    seminorm = seminorm_training(runs)
-    assert seminorm.verdict == HOLDS and seminorm.n == 5
+    curves = load_curves(results)
+    masses, seminorm = training_findings(runs, curves)
+    assert masses.claim.needs["studies"] == ("three_body_masses",) and masses.n == 5
+    assert masses.verdict == f"{PART}: mass error vs adjoint, mass error vs naive"
+    assert "mass error vs adjoint: aca/adjoint median 0.3333 (93.8% CI 0.3333 to 0.3333)" in masses.measured
+    assert "extrapolation error on (0, 2] vs adjoint: aca/adjoint median 1 (" in masses.measured
+    assert seminorm.claim.needs["studies"] == ("cnf_seminorm",)
+    assert seminorm.verdict == f"{PART}: backward NFE over training, seminorm vs plain adjoint"
     assert seminorm.measured.startswith(
-        "backward NFE median 40% (IQR 40% to 40%, range 40% to 40%) fewer over n = 5"
+        "backward NFE over training, seminorm vs plain adjoint: seminorm/adjoint median 0.6 (93.8% CI "
+        "0.6 to 0.6); published 0.6, n = 5: holds"
     )
-    few = seminorm_training(runs[runs["seed"] < 2])
-    assert few.verdict == INSUFFICIENT and few.measured.startswith("only 2 seminorm/adjoint run pairs")
+    (few,) = training_findings(runs[(runs["seed"] < 2) & (runs["study"] == "cnf_seminorm")], curves)
+    assert few.verdict == INSUFFICIENT and "only 2 pairs" in few.measured
 
 
 def test_a_report_of_training_runs_alone_has_the_training_sections(results, tmp_path):

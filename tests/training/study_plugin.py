@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from odebench import studies
-from odebench.studies.base import Setup, Study
+from odebench.studies.base import Data, Study
 
 
 class Decay(nn.Module):
@@ -40,7 +40,6 @@ class ToyDecay(Study):
     name = "toy_decay"
     description = "fit the rate of exponential decay (test study)"
     paper = "none"
-    claim = "none"
     solver = "dopri5"
     rtol = 1e-6
     atol = 1e-8
@@ -53,17 +52,18 @@ class ToyDecay(Study):
     power = 1
     start = 0.5
 
-    def build(self, generator):
+    def data(self, generator):
         y0 = 1 + torch.rand(4, generator=generator, dtype=torch.float64)
         t = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
         target = y0 * torch.exp(-1.3 * t[1:, None])
         data = (y0, t, target)
-        return Setup(
-            model=Model(Decay(self.start, self.power)),
-            batch=lambda i: data,
-            heldout=data,
-            optimizer=lambda params: torch.optim.SGD(params, **self.optimizer_options),
-        )
+        return Data(batch=lambda i: data, heldout=data)
+
+    def model(self, generator):
+        return Model(Decay(self.start, self.power))
+
+    def optimizer(self, params):
+        return torch.optim.SGD(params, **self.optimizer_options)
 
     def loss(self, model, solve, batch):
         y0, t, target = batch
