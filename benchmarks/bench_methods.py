@@ -1,7 +1,7 @@
 """asv benchmarks of the gradient methods, thin over odebench's harness.
 
 `RatioMethods` and `RatioPeers` track time *ratios* measured the steady way: every method timed
-against a baseline round by round in one process (`odebench.harness.ratios`, unit "ratio"). On
+against a baseline round by round in one process (`odebench.jobs.ratio`, unit "ratio"). On
 this machine class the same work's time moves by up to 1.7x between processes, the ratios by a
 few percent: these are the benchmarks to watch with `asv continuous` (docs/benchmarking.md).
 `TimeMethods` times the forward solve and the backward pass separately (informative only on a
@@ -23,9 +23,8 @@ import os
 import torch
 
 from odebench import methods, tasks
-from odebench.harness import prepare, run_case
-from odebench.harness.ratios import RatioCase, run_ratios
-from odebench.record import Case, Record
+from odebench.jobs.gradient import Case, Record, build_case, run_case
+from odebench.jobs.ratio import RatioCase, run_ratios
 
 torch.set_num_threads(1)
 
@@ -54,7 +53,7 @@ class TimeMethods:
     def setup(self, task: str, method: str, rtol: float) -> None:
         if not methods.get(method).supports("dopri5"):
             raise NotImplementedError(f"{method} does not support dopri5")  # asv: skipped
-        self.prepared = prepare(make_case(task, method, rtol))
+        self.prepared = build_case(make_case(task, method, rtol))
         self.problem = self.prepared.problem
         self.y0 = self.problem.y0.detach().clone().requires_grad_(True)
         self.solution = self.prepared.solve(self.problem.func, self.y0)

@@ -20,11 +20,11 @@ except PackageNotFoundError:  # a source tree that was never installed
 
 #: Public name -> (module, attribute or None for the module itself).
 _EXPORTS = {
-    "Case": ("odebench.record", "Case"),
-    "Record": ("odebench.record", "Record"),
+    "Case": ("odebench.jobs.gradient", "Case"),
+    "Record": ("odebench.jobs.gradient", "Record"),
     "CountedField": ("odebench.measure.nfe", "CountedField"),
     "OdebenchError": ("odebench.errors", "OdebenchError"),
-    "run_case": ("odebench.harness.run", "run_case"),
+    "run_case": ("odebench.jobs.gradient", "run_case"),
     "compare_methods": ("odebench.usermodel", "compare_methods"),
     "load": ("odebench.results", "load"),
     "methods": ("odebench.methods", None),

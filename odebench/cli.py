@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import shlex
 import sys
 import tempfile
@@ -210,7 +209,8 @@ def _user_model(args) -> Iterator[None]:
     if getattr(args, "model", None) is None:
         yield
         return
-    from odebench.usermodel import from_factory, registered, ship
+    from odebench.harness.shipping import ship
+    from odebench.usermodel import from_factory, registered
 
     task = from_factory(args.model)
     args.task = [*(args.task or ()), task.name]
@@ -251,78 +251,13 @@ def _list(args) -> int:
     return 0
 
 
-def _validate_axes(args) -> None:
-    """Resolve every name and number up front, so bad input fails before any case runs."""
-    from odebench import methods, solvers, studies, suites, tasks
-    from odebench.harness.run import check_device
-    from odebench.methods.base import check_tolerances
-
-    if args.suite is not None:
-        suites.get(args.suite)
-    for name in _axis(args, "task"):
-        tasks.get(name)
-    for name in _axis(args, "study"):
-        studies.get(name)
-    for name in args.method or ():
-        methods.get(name)
-    for name in args.solver or ():
-        solvers.get(name)
-    for device in args.device or ():
-        if not (args.executor == "dask" and device.startswith("cuda")):  # the GPUs are the workers'
-            check_device(device)
-    ratio = getattr(args, "atol_ratio", None)
-    if ratio is not None and not (math.isfinite(ratio) and ratio > 0):
-        raise InvalidInputError(f"--atol-ratio must be a positive finite number, got {ratio:g}")
-    for rtol in args.rtol or ():
-        check_tolerances(rtol, rtol * ratio if ratio is not None else 1.0)
-    for atol in _axis(args, "atol"):
-        check_tolerances(1.0, atol)
-    for value, name in ((_axis(args, "size"), "--size"), (args.step_size, "--step-size")):
-        if value and any(not (v > 0 and math.isfinite(v)) for v in value):
-            raise InvalidInputError(f"{name} must be positive, got {' '.join(f'{v:g}' for v in value)}")
-    if getattr(args, "max_seconds", None) is not None and not args.max_seconds > 0:
-        raise InvalidInputError(f"--max-seconds must be positive, got {args.max_seconds:g}")
-    for value, name in (
-        (getattr(args, "repeats", None), "--repeats"),
-        (getattr(args, "eval_every", None), "--eval-every"),
-        (args.threads, "--threads"),
-        (args.max_steps, "--max-steps"),
-        *((v, "--iterations") for v in _axis(args, "iterations")),
-    ):
-        if value is not None and value < 1:
-            raise InvalidInputError(f"{name} must be at least 1, got {value}")
-    if not args.timeout > 0:
-        raise InvalidInputError(f"--timeout must be positive, got {args.timeout:g}")
-    _validate_executor(args)
-
-
-def _validate_executor(args) -> None:
-    """The executor flags that belong together (see `_executor`)."""
-    if args.workers is not None and args.workers < 1:
-        raise InvalidInputError(f"--workers must be at least 1, got {args.workers}")
-    if args.retries is not None and args.retries < 0:
-        raise InvalidInputError(f"--retries must be at least 0, got {args.retries}")
-    if args.in_process and (args.executor == "dask" or args.workers is not None):
-        raise InvalidInputError("--in-process runs cases in this process: no --executor dask, no --workers")
-    if args.executor == "dask":
-        if (args.scheduler is None) == (args.workers is None):
-            raise InvalidInputError(
-                "--executor dask takes --scheduler ADDRESS (a running cluster) or --workers N (a local one)"
-            )
-        return
-    for flag, value in (("--scheduler", args.scheduler), ("--retries", args.retries)):
-        if value is not None:
-            raise InvalidInputError(f"{flag} needs --executor dask")
-    if args.one_per_host:
-        raise InvalidInputError("--one-per-host needs --executor dask")
-
-
 def _axis(args, name: str) -> tuple:
     """The values given for a flag this command may not have (``run`` has no --study)."""
     return tuple(getattr(args, name, None) or ())
 
 
 def _plan(args):
+    """The run's cases (`odebench.suites.plan`, which checks every name and value)."""
     from odebench import suites
 
     selection = {
@@ -341,75 +276,74 @@ def _plan(args):
         "seeds": args.seed,
         "iterations": _axis(args, "iterations"),
     }
+    ratio = getattr(args, "atol_ratio", None)  # `train` has none: its tolerances are explicit
     settings = suites.Settings(
         repeats=getattr(args, "repeats", None),
-        atol_ratio=getattr(args, "atol_ratio", None) or suites.Settings.atol_ratio,
+        atol_ratio=suites.Settings.atol_ratio if ratio is None else ratio,
         max_steps=args.max_steps,
         eval_every=getattr(args, "eval_every", None),
         max_seconds=getattr(args, "max_seconds", None),
     )
-    if (
-        args.command == "train"
-        and args.suite is None
-        and any(selection.values())
-        and not selection["studies"]
-    ):
-        selection["studies"] = tuple(_all_studies())
-    default = "train-quick" if args.command == "train" else "quick"
-    expansion = suites.plan(args.suite, selection, setting_axes, settings, default=default)
-    if not expansion.cases:
-        reasons = "; ".join(f"{n} x {why}" for why, n in expansion.reasons().items()) or "no case asked for"
-        raise InvalidInputError(f"no case can run: {reasons}")
-    return expansion
+    return suites.plan(args.suite, selection, setting_axes, settings, default=_default_suite(args))
 
 
-def _describe_plan(expansion, cases, shard) -> str:
-    """``N cases`` (of the shard, when sharded) and, when some were left out, how many and why
-    (one line per reason)."""
-    lines = [
-        f"{len(cases)} cases" + (f" (shard {shard[0]}/{shard[1]} of {len(expansion.cases)})" if shard else "")
-    ]
-    for reason, n in expansion.reasons().items():
-        lines.append(f"  left out {n}: {reason}")
-    return "\n".join(lines)
+def _default_suite(args) -> str:
+    return "train-quick" if args.command == "train" else "quick"
+
+
+def _executor_options(args):
+    from odebench.harness.executors import ExecutorOptions
+
+    return ExecutorOptions(
+        in_process=args.in_process,
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        retries=args.retries,
+        one_per_host=args.one_per_host,
+        plugins=tuple(args.plugin),
+        threads=args.threads,
+    )
 
 
 def _run(args, command: str) -> int:
     from odebench.environment import collect_metadata
-    from odebench.harness.sweep import run_sweep, shard
+    from odebench.harness.executors import describe_line
+    from odebench.harness.summary import summary_table
+    from odebench.harness.sweep import run_plan, shard
     from odebench.plugins import load_plugins
-    from odebench.report.summary import summary_table
 
     load_plugins(args.plugin)
-    _validate_axes(args)
+    options = _executor_options(args)
+    options.check_devices(args.device or ())
     expansion = _plan(args)
-    cases = expansion.cases if args.shard is None else shard(expansion.cases, *args.shard)
-    plan = _describe_plan(expansion, cases, args.shard)
+    cases = expansion.runnable() if args.shard is None else shard(expansion.runnable(), *args.shard)
+    count = f"{len(cases)} cases" + (
+        f" (shard {args.shard[0]}/{args.shard[1]} of {len(expansion.cases)})" if args.shard else ""
+    )
+    left_out = [f"  left out {n}: {reason}" for reason, n in expansion.reasons().items()]
     if args.dry_run:
         for case in cases:
             print(case.label())
         for case, reason in expansion.left_out:
             print(f"left out {case.label()}: {reason}")
-        print(plan)
+        print("\n".join([count, *left_out]))
         return 0
-    default = "train-quick" if args.command == "train" else "quick"
-    suite = args.suite or ("grid" if any(_selection_given(args)) else default)
+    suite = args.suite or ("grid" if any(_selection_given(args)) else _default_suite(args))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or f"results/{suite}-{stamp}.jsonl")
-    count, _, left_out = plan.partition("\n")  # the destination belongs to the count, not the last reason
-    print(f"odebench {args.command}: {count} -> {out}" + (f"\n{left_out}" if left_out else ""), flush=True)
+    print("\n".join([f"odebench {args.command}: {count} -> {out}", *left_out]), flush=True)
     devices = args.device or ("cpu",)
     metadata = collect_metadata(device=devices[0], command=command)
     metadata.update(suite=suite, threads=args.threads, timeout_s=args.timeout)
-    if args.shard is not None:
-        metadata["shard"] = "/".join(map(str, args.shard))
-    with _executor(args) as executor:
-        print(_describe_executor(executor.describe()), flush=True)
-        result = run_sweep(
-            cases,
+    with options.build() as executor:
+        print(describe_line(executor.describe()), flush=True)
+        result = run_plan(
+            expansion,
             out,
-            metadata=metadata,
             executor=executor,
+            metadata=metadata,
+            shard_of=args.shard,
             resume=args.resume,
             timeout=args.timeout,
             progress=not args.no_progress,
@@ -426,34 +360,6 @@ def _run(args, command: str) -> int:
     return 0
 
 
-def _executor(args):
-    """The executor the flags ask for: in-process, local workers (default one) or Dask."""
-    from odebench.harness import executors
-
-    spec = {"plugins": args.plugin, "threads": args.threads}
-    if args.in_process:
-        return executors.InProcess(**spec)
-    if args.executor == "dask":
-        retries = executors.RETRIES if args.retries is None else args.retries
-        return executors.Dask(
-            scheduler=args.scheduler,
-            workers=args.workers,
-            retries=retries,
-            one_per_host=args.one_per_host,
-            **spec,
-        )
-    return executors.Local(args.workers or 1, **spec)
-
-
-def _describe_executor(description: dict) -> str:
-    """``executor: dask, 2 workers (2 threads) at tcp://...`` from an executor's description."""
-    workers = description["cluster_workers"]
-    text = f"executor: {description['executor']}, {workers} worker{'s' if workers != 1 else ''}"
-    if "scheduler" in description:
-        text += f" ({description['cluster_threads']} threads) at {description['scheduler']}"
-    return text
-
-
 def _selection_given(args):
     return (
         _axis(args, "task"),
@@ -461,15 +367,10 @@ def _selection_given(args):
         args.method,
         args.solver,
         args.rtol,
+        _axis(args, "atol"),
         _axis(args, "size"),
         args.step_size,
     )
-
-
-def _all_studies():
-    from odebench import studies
-
-    return studies.names()
 
 
 def _report(args, command: str) -> int:
@@ -507,7 +408,7 @@ def _merge(args) -> int:
 
 
 def _compare(args) -> int:
-    from odebench.report import compare, render_comparison
+    from odebench.comparison import compare, render_comparison
     from odebench.results import load, load_ratios
 
     policy = Policy(

@@ -1,6 +1,6 @@
 """What counts as a change between two runs of the same cases: the thresholds of a comparison.
 
-`odebench compare` and the CI gate judge with the same `Policy` (`odebench.report.comparison`
+`odebench compare` and the CI gate judge with the same `Policy` (`odebench.comparison`
 applies it). The defaults are the measured noise of this machine class, with margin.
 """
 

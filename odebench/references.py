@@ -106,7 +106,8 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "odebench" / "references"
 
 
-KINDS = ("analytic", "dopri8")
+#: How a reference gradient can be computed: in closed form, or by float64 dopri8.
+REFERENCE_KINDS = ("analytic", "dopri8")
 
 
 def reference_settings(task_name: str, size: int | None = None, *, kind: str | None = None) -> dict[str, Any]:
@@ -176,8 +177,8 @@ def reference_gradient(
 def _settings(task: tasks.Task, size: int, problem: Problem, kind: str | None = None) -> dict[str, Any]:
     if kind is None:
         kind = "analytic" if problem.exact_gradient is not None else "dopri8"
-    if kind not in KINDS:
-        raise InvalidInputError(f"unknown reference kind {kind!r}; valid: {', '.join(KINDS)}")
+    if kind not in REFERENCE_KINDS:
+        raise InvalidInputError(f"unknown reference kind {kind!r}; valid: {', '.join(REFERENCE_KINDS)}")
     if kind == "analytic":
         if problem.exact_gradient is None:
             raise UnsupportedError(f"task {task.name!r} has no analytic gradient; use kind='dopri8'")

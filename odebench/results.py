@@ -20,13 +20,16 @@ UTF-8 text, one JSON object per line, each line ending in ``\\n``. Four kinds of
     ``cluster_threads`` and ``scheduler``) describe the run, ``shard`` ("I/N") a sharded one.
 
 ``{"type": "ratio", "run_id": "...", <RatioRecord.to_dict()>}``
-    Same-run time ratios (`odebench.harness.ratios`): the `RatioCase` fields and, per method,
+    Same-run time ratios (`odebench.jobs.ratio`): the `RatioCase` fields and, per method,
     the median over interleaved rounds of its time over the baseline's, with quartiles.
 
 ``{"type": "training", "run_id": "...", <TrainingRecord.to_dict()>}``
-    One training run (`odebench.training`): the `TrainingCase` fields, its final metrics, and
-    its ``curve``, a mapping of each `odebench.training.CURVE_COLUMNS` name to the values per
-    iteration.
+    One training run (`odebench.jobs.training`): the `TrainingCase` fields, its final metrics,
+    and its ``curve``, a mapping of each `odebench.jobs.training.CURVE_COLUMNS` name (and each
+    column its study observes) to the values per iteration.
+
+Each job kind (`odebench.jobs.KINDS`) names its line type and the rows and columns its records
+contribute to a frame; `read` is the one reader.
 
 Records are appended one line at a time, flushed and fsync'ed, so a killed run loses at most
 the line it was writing. Rules a reader follows:
@@ -54,14 +57,14 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from odebench.errors import InvalidInputError
-from odebench.record import RECORD_FIELDS, SCHEMA_VERSION, Case, Record
+from odebench.jobs.base import SCHEMA_VERSION
 
 try:  # advisory lock against two writers on one file; absent on Windows
     import fcntl
@@ -96,6 +99,7 @@ __all__ = [
     "load_records",
     "load_training",
     "merge",
+    "read",
     "read_metadata",
 ]
 
@@ -251,7 +255,7 @@ def _fsync_dir(directory: Path) -> None:
 # Reading
 
 
-#: The line types that hold records.
+#: The line types that hold records: each job kind's (`odebench.jobs.JobKind.line`).
 LINE_TYPES = ("record", "training", "ratio")
 
 
@@ -356,58 +360,92 @@ def read_metadata(path: PathLike) -> list[dict[str, Any]]:
     return _read(Path(path), warn=False).headers
 
 
-def load_records(path: PathLike) -> list[Record]:
-    """The Records of one results file, duplicates resolved (the last of a case_id wins)."""
+def load_records(path: PathLike) -> list:
+    """The gradient Records of one results file, duplicates resolved (the last of a case_id wins)."""
+    from odebench.jobs import KINDS
+
+    kind = KINDS["gradient"]
     path = Path(path)
     out = []
-    for row, _, lineno in _read(path).entries["record"]:
+    for row, _, lineno in _read(path).entries[kind.line]:
         try:
-            out.append(Record.from_dict(row))
+            out.append(kind.record(row))
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"{path}:{lineno}: not a valid record ({exc})") from None
     return out
 
 
-def load(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
-    """Read one or more results files into a DataFrame, one row per record.
+def read(paths: PathLike | Iterable[PathLike], kind: str) -> pd.DataFrame:
+    """The records of one job kind (`odebench.jobs.KINDS`) in one or more results files as a
+    DataFrame, in the rows and columns the kind contributes (`odebench.jobs.JobKind.frame_rows`,
+    ``columns``).
 
     Args:
         paths: a file, a directory (its ``*.jsonl`` files, sorted), or a list of those.
+        kind: ``gradient``, ``training`` or ``ratio``.
 
     Returns:
-        Columns: every Record field (`RECORD_FIELDS` order, nullable dtypes: ``Int64``,
-        ``float64``, ``boolean``; strings and ``extra`` as objects), then record keys this
+        Columns: the kind's columns (nullable dtypes from its case and record fields: ``Int64``,
+        ``float64``, ``boolean``; strings and mappings as objects), then record keys this
         version does not know, then ``run_id``, ``host`` and ``executor`` (None in files
         written before they were recorded), then the record's header metadata as
         ``meta_<key>`` (always at least ``meta_`` + each of `META_COLUMNS`), then ``source``
         (the file). Duplicate case ids are resolved per file; the same case in two files
         gives two rows.
     """
-    return _frame(paths, "record", RECORD_FIELDS, _DTYPES)
+    from odebench.jobs import KINDS
+
+    job = KINDS[kind]
+    rows: list[dict[str, Any]] = []
+    unknown: dict[str, None] = {}
+    meta_keys: dict[str, None] = dict.fromkeys(META_COLUMNS)
+    known = frozenset(job.columns) | {"run_id", *PLACEMENT, *job.folded}
+    for path in _expand(paths):
+        for line, meta, _ in _read(path).entries[job.line]:
+            for row in job.frame_rows(line):
+                for key in row:
+                    if key not in known:
+                        unknown.setdefault(key)
+                meta_keys.update(dict.fromkeys(meta))
+                row.update({f"meta_{k}": v for k, v in meta.items()})
+                row["source"] = str(path)
+                rows.append(row)
+    columns = [*job.columns, *unknown, "run_id", *PLACEMENT, *(f"meta_{k}" for k in meta_keys), "source"]
+    frame = pd.DataFrame(rows, columns=columns)
+    for name, dtype in {**job.dtypes(), **dict.fromkeys(PLACEMENT, "object")}.items():
+        frame[name] = _as_dtype(frame[name], dtype)
+    return frame
+
+
+def load(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
+    """The gradient records of one or more results files, one row per record (`read`): the
+    columns are every Record field (`odebench.jobs.gradient.RECORD_FIELDS` order) first."""
+    return read(paths, "gradient")
 
 
 def load_training(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
-    """Read the training runs of one or more results files, one row per run (without curves).
+    """The training runs of one or more results files, one row per run without its curve
+    (`read`; the curve is `load_curves`)."""
+    return read(paths, "training")
 
-    Columns: every `odebench.training.TrainingRecord` field but the curve (the case's first),
-    record keys this version does not know, ``run_id``, ``host``, ``executor``, ``meta_<key>``
-    and ``source``, as `load` gives them.
-    """
-    from odebench.training.case import TRAINING_FIELDS
 
-    return _frame(paths, "training", TRAINING_FIELDS, _training_dtypes(), drop=("curve",))
+def load_ratios(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
+    """Same-run time ratios (`odebench.jobs.ratio`), one row per case and method (`read`): the
+    `RatioCase` fields (``methods`` joined by ``+``), ``case_id``, ``status``, ``error``,
+    ``baseline_time_s``, ``method``, ``ratio``, ``ratio_q25``, ``ratio_q75``. A failed case
+    gives a row per method of its case, with no ratio, so a comparison meets it on its key."""
+    return read(paths, "ratio")
 
 
 def load_curves(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     """The training curves of one or more results files as one long frame, one row per point.
 
-    Columns: ``study, method, solver, rtol, atol, step_size, dtype, device, seed, iterations``
-    (the run's case), ``case_id``, ``status``, ``source``, then every
-    `odebench.training.CURVE_COLUMNS` name (``iteration``, ``train_loss``, ``elapsed_s``,
-    ``nfe_forward``, ``nfe_backward``, ...) and every column a study observes of its solver
-    (``accepted_share``, ...); None (NaN) where a point was not measured.
+    Columns: the run's case fields (but ``eval_every``), ``case_id``, ``status``, ``source``,
+    then every `odebench.jobs.training.CURVE_COLUMNS` name (``iteration``, ``train_loss``,
+    ``elapsed_s``, ``nfe_forward``, ``nfe_backward``, ...) and every column a study observes of
+    its solver (``accepted_share``, ...); None (NaN) where a point was not measured.
     """
-    from odebench.training.case import CURVE_COLUMNS, TRAINING_CASE_FIELDS
+    from odebench.jobs.training import CURVE_COLUMNS, TRAINING_CASE_FIELDS
 
     keys = [k for k in TRAINING_CASE_FIELDS if k != "eval_every"]
     rows, names = [], dict.fromkeys(CURVE_COLUMNS)
@@ -425,72 +463,6 @@ def load_curves(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     numeric = [c for c in names if c != "iteration"]
     frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype("float64")
     frame["iteration"] = frame["iteration"].astype("Int64")
-    return frame
-
-
-def load_ratios(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
-    """Same-run time ratios (`odebench.harness.ratios`), one row per case and method.
-
-    Columns: the `RatioCase` fields (``methods`` joined by ``+``), ``case_id``, ``status``,
-    ``error``, ``method``, ``ratio``, ``ratio_q25``, ``ratio_q75``, ``baseline_time_s``,
-    ``run_id`` and ``source``. A failed case gives one row with ``method`` None.
-    """
-    from odebench.harness.ratios import RatioCase
-
-    keys = [f.name for f in fields(RatioCase)]
-    rows = []
-    for path in _expand(paths):
-        for row, _, _ in _read(path).entries["ratio"]:
-            head = {k: row.get(k) for k in keys}
-            head["methods"] = "+".join(head["methods"] or ())
-            head.update({k: row.get(k) for k in ("case_id", "status", "error", "baseline_time_s", "run_id")})
-            head["source"] = str(path)
-            ratios = row.get("ratios") or {}
-            for method in ratios or [None]:
-                rows.append(
-                    {
-                        **head,
-                        "method": method,
-                        "ratio": ratios.get(method),
-                        "ratio_q25": (row.get("ratios_q25") or {}).get(method),
-                        "ratio_q75": (row.get("ratios_q75") or {}).get(method),
-                    }
-                )
-    columns = [
-        *keys,
-        "case_id",
-        "status",
-        "error",
-        "baseline_time_s",
-        "run_id",
-        "source",
-        "method",
-        "ratio",
-        "ratio_q25",
-        "ratio_q75",
-    ]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _frame(paths, line_type: str, fields_: tuple[str, ...], dtypes: dict[str, str], drop=()) -> pd.DataFrame:
-    rows: list[dict[str, Any]] = []
-    unknown: dict[str, None] = {}
-    meta_keys: dict[str, None] = dict.fromkeys(META_COLUMNS)
-    known = frozenset(fields_) | {"run_id", *PLACEMENT, *drop}
-    for path in _expand(paths):
-        for row, meta, _ in _read(path).entries[line_type]:
-            for key in row:
-                if key not in known:
-                    unknown.setdefault(key)
-            meta_keys.update(dict.fromkeys(meta))
-            out = {k: v for k, v in row.items() if k not in drop}
-            out.update({f"meta_{k}": v for k, v in meta.items()})
-            out["source"] = str(path)
-            rows.append(out)
-    columns = [*fields_, *unknown, "run_id", *PLACEMENT, *(f"meta_{k}" for k in meta_keys), "source"]
-    frame = pd.DataFrame(rows, columns=columns)
-    for name, dtype in {**dtypes, **dict.fromkeys(PLACEMENT, "object")}.items():
-        frame[name] = _as_dtype(frame[name], dtype)
     return frame
 
 
@@ -592,24 +564,6 @@ def _expand(paths: PathLike | Iterable[PathLike]) -> list[Path]:
     return out
 
 
-def _field_dtypes(case_type=Case, record_type=Record, names=RECORD_FIELDS) -> dict[str, str]:
-    """Column dtype of each field of a case and its record, read from the dataclass annotations."""
-    annotations = {f.name: str(f.type) for f in fields(case_type)}
-    annotations.update({f.name: str(f.type) for f in fields(record_type) if f.name != "case"})
-    kinds = {"int": "Int64", "float": "float64", "bool": "boolean", "str": "object"}
-    dtypes = {}
-    for name in names:
-        base = annotations[name].replace(" ", "").removesuffix("|None").removeprefix("None|")
-        dtypes[name] = kinds.get(base, "object")
-    return dtypes
-
-
-def _training_dtypes() -> dict[str, str]:
-    from odebench.training.case import TRAINING_FIELDS, TrainingCase, TrainingRecord
-
-    return _field_dtypes(TrainingCase, TrainingRecord, TRAINING_FIELDS)
-
-
 def _as_dtype(column: pd.Series, dtype: str) -> pd.Series:
     if dtype == "object":
         return column.astype(object).where(column.notna(), None)
@@ -619,6 +573,3 @@ def _as_dtype(column: pd.Series, dtype: str) -> pd.Series:
         return column.astype(dtype)
     except (TypeError, ValueError):  # a value of another type: keep the column as it is
         return column
-
-
-_DTYPES = _field_dtypes()

@@ -27,16 +27,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from odebench import methods, solvers, studies, tasks
-from odebench.cases import infeasible, resolve
 from odebench.errors import InvalidInputError
-from odebench.harness.ratios import ROUNDS as RATIO_ROUNDS
-from odebench.harness.ratios import RatioCase
-from odebench.harness.ratios import resolve as resolve_ratios
-from odebench.methods import CORE
-from odebench.record import ATOL_RATIO, MAX_STEPS, Case
+from odebench.jobs import KINDS
+from odebench.jobs.base import ATOL_RATIO, MAX_STEPS, CaseBase
+from odebench.jobs.ratio import ROUNDS as RATIO_ROUNDS
+from odebench.methods import BASELINE, CORE
 from odebench.registry import Registry
-from odebench.training.case import TrainingCase
-from odebench.training.case import resolve as resolve_training
 
 #: Axes that select cases (of a suite) or span a grid.
 SELECTION_AXES = ("tasks", "studies", "methods", "solvers", "rtols", "atols", "sizes", "step_sizes")
@@ -44,10 +40,21 @@ SELECTION_AXES = ("tasks", "studies", "methods", "solvers", "rtols", "atols", "s
 SETTING_AXES = ("dtypes", "devices", "seeds", "iterations")
 
 
+#: Each setting's command-line flag, named in its refusal.
+_FLAGS = {
+    "repeats": "--repeats",
+    "atol_ratio": "--atol-ratio",
+    "max_steps": "--max-steps",
+    "eval_every": "--eval-every",
+    "max_seconds": "--max-seconds",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """How every case of a run is measured: timed repeats (None: the suite's), atol as a
-    multiple of rtol, and the adaptive step budget per output interval."""
+    multiple of rtol, and the adaptive step budget per output interval. Values that cannot be
+    meant are refused in one line naming the flag."""
 
     repeats: int | None = None
     atol_ratio: float = ATOL_RATIO
@@ -57,21 +64,31 @@ class Settings:
     eval_every: int | None = None
     max_seconds: float | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("repeats", "max_steps", "eval_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidInputError(f"{_FLAGS[name]} must be at least 1, got {value}")
+        if not (math.isfinite(self.atol_ratio) and self.atol_ratio > 0):
+            raise InvalidInputError(f"--atol-ratio must be a positive finite number, got {self.atol_ratio:g}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise InvalidInputError(f"--max-seconds must be positive, got {self.max_seconds:g}")
+
 
 @dataclass
 class Expansion:
     """The cases a run measures, in order, and those left out with the reason for each."""
 
-    cases: list[Case] = field(default_factory=list)
-    left_out: list[tuple[Case, str]] = field(default_factory=list)
+    cases: list[CaseBase] = field(default_factory=list)
+    left_out: list[tuple[CaseBase, str]] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set, repr=False)
 
-    def add(self, case: Case) -> None:
+    def add(self, case: CaseBase) -> None:
         """Add a resolved case once: to `cases`, or to `left_out` when it cannot run."""
         if case.case_id in self._seen:
             return
         self._seen.add(case.case_id)
-        reason = infeasible(case)
+        reason = case.infeasible()
         if reason is None:
             self.cases.append(case)
         else:
@@ -84,140 +101,98 @@ class Expansion:
             counts[reason] = counts.get(reason, 0) + 1
         return counts
 
+    def runnable(self) -> list[CaseBase]:
+        """The cases, refused in one line (naming why each was left out) when there is none."""
+        if not self.cases:
+            reasons = "; ".join(f"{n} x {why}" for why, n in self.reasons().items()) or "no case asked for"
+            raise InvalidInputError(f"no case can run: {reasons}")
+        return self.cases
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a grid's shared axes, handed to the job's case class."""
+
+    subject: str
+    methods: tuple[str, ...]
+    solver: str
+    dtype: str
+    device: str
+    seed: int
+    #: The job's own axis: a task's size (gradient, ratio) or a budget of iterations (training).
+    extra: int | None
+    #: ``{"rtol", "atol"}`` (adaptive solver) or ``{"step_size"}`` (fixed step).
+    setting: dict
+
+    def solve_fields(self) -> dict:
+        """The point's values of the fields every case type shares (`odebench.jobs.base.CaseBase`)."""
+        return dict(solver=self.solver, dtype=self.dtype, device=self.device, seed=self.seed, **self.setting)
+
 
 @dataclass(frozen=True)
 class Grid:
-    """The product of its axes; see the module docstring for the defaults.
+    """The product of its axes for one kind of job; see the module docstring for the defaults.
 
-    ``sizes=(None,)`` is each task's default size and ``sizes=()`` each task's full list;
-    ``rtols=(None,)`` the dtype's default tolerance; ``step_sizes=(None,)`` the task's step.
+    The shared axes are walked once, in one order (subject, method, solver, dtype, device,
+    seed, the job's own axis, then tolerances or step), and each point is handed to the job's
+    case class (``from_point``), which makes and resolves its case. A gradient or ratio grid
+    spans ``tasks`` and ``sizes`` (``(None,)``: each task's default size; ``()``: each task's
+    full list); a training grid spans ``studies`` and ``iterations`` (None: the study's budget).
+    ``solvers`` None is the job's default: dopri5 for tasks, each study's published solver.
+    ``rtols`` and ``atols`` cross for adaptive solvers (None: the dtype's default, or ``rtol *
+    atol_ratio``, or a study's published pair), ``step_sizes`` for fixed-step ones (None: the
+    task's step at each size, or the study's). A ratio grid times ``methods`` against
+    ``baseline`` in one case per point.
     """
 
-    tasks: tuple[str, ...]
+    job: str = "gradient"
+    tasks: tuple[str, ...] = ()
+    studies: tuple[str, ...] = ()
     methods: tuple[str, ...] = CORE
-    solvers: tuple[str, ...] = ("dopri5",)
-    rtols: tuple[float | None, ...] = (None,)
-    sizes: tuple[int | None, ...] = (None,)
-    step_sizes: tuple[float | None, ...] = (None,)
-    dtypes: tuple[str, ...] = ("float64",)
-    devices: tuple[str, ...] = ("cpu",)
-    seeds: tuple[int, ...] = (0,)
-
-    def expand(self, settings: Settings, repeats: int, into: Expansion | None = None) -> Expansion:
-        """Every resolved case of the grid, added to `into` (a new Expansion by default)."""
-        out = Expansion() if into is None else into
-        for task, method, solver, dtype, device, seed in itertools.product(
-            self.tasks, self.methods, self.solvers, self.dtypes, self.devices, self.seeds
-        ):
-            adaptive = solvers.get(solver).adaptive
-            settings_axis = self.rtols if adaptive else self.step_sizes
-            for size in self.sizes or tasks.get(task).sizes:
-                for value in settings_axis:
-                    tolerance = dict(rtol=value) if adaptive else dict(step_size=value)
-                    case = Case(
-                        task=task,
-                        method=method,
-                        solver=solver,
-                        size=size,
-                        dtype=dtype,
-                        device=device,
-                        seed=seed,
-                        max_steps=settings.max_steps,
-                        repeats=repeats,
-                        **tolerance,
-                    )
-                    out.add(resolve(case, atol_ratio=settings.atol_ratio))
-        return out
-
-
-@dataclass(frozen=True)
-class StudyGrid:
-    """Training runs: the product of its axes over each study's published setup (``None``: the
-    study's solver, tolerances or step and budget), the five core methods, float64, CPU, seed 0.
-
-    ``rtols`` and ``atols`` cross; a value left None is taken from the study's published pair
-    that has the other (`odebench.training.case.resolve`), so ``atols=(0.1, 0.05)`` alone runs
-    the published pairs with those absolute tolerances.
-    """
-
-    studies: tuple[str, ...]
-    methods: tuple[str, ...] = CORE
-    solvers: tuple[str | None, ...] = (None,)
+    solvers: tuple[str | None, ...] | None = None
     rtols: tuple[float | None, ...] = (None,)
     atols: tuple[float | None, ...] = (None,)
+    sizes: tuple[int | None, ...] = (None,)
     step_sizes: tuple[float | None, ...] = (None,)
     dtypes: tuple[str, ...] = ("float64",)
     devices: tuple[str, ...] = ("cpu",)
     seeds: tuple[int, ...] = (0,)
     iterations: tuple[int | None, ...] = (None,)
-
-    def expand(self, settings: Settings, repeats: int, into: Expansion | None = None) -> Expansion:
-        """Every resolved training run of the grid, added to `into` (a new Expansion by default)."""
-        out = Expansion() if into is None else into
-        for study, method, solver, dtype, device, seed, iterations in itertools.product(
-            self.studies, self.methods, self.solvers, self.dtypes, self.devices, self.seeds, self.iterations
-        ):
-            adaptive = solvers.get(solver or studies.get(study).solver).adaptive
-            settings_axis = itertools.product(self.rtols, self.atols) if adaptive else self.step_sizes
-            for value in settings_axis:
-                case = TrainingCase(
-                    study=study,
-                    method=method,
-                    solver=solver,
-                    dtype=dtype,
-                    device=device,
-                    seed=seed,
-                    iterations=iterations,
-                    max_steps=settings.max_steps,
-                    eval_every=settings.eval_every,
-                    max_seconds=settings.max_seconds,
-                    **(dict(zip(("rtol", "atol"), value)) if adaptive else dict(step_size=value)),
-                )
-                out.add(resolve_training(case))
-        return out
-
-
-@dataclass(frozen=True)
-class RatioGrid:
-    """Same-run time ratios: per problem and setting, `methods` timed against `baseline`
-    interleaved round by round (`odebench.harness.ratios`); defaults as for `Grid`."""
-
-    tasks: tuple[str, ...]
-    methods: tuple[str, ...] = ("adjoint", "seminorm", "aca", "symplectic")
-    baseline: str = "naive"
-    solvers: tuple[str, ...] = ("dopri5",)
-    rtols: tuple[float | None, ...] = (None,)
-    sizes: tuple[int | None, ...] = (None,)
-    step_sizes: tuple[float | None, ...] = (None,)
-    dtypes: tuple[str, ...] = ("float64",)
-    devices: tuple[str, ...] = ("cpu",)
-    seeds: tuple[int, ...] = (0,)
+    baseline: str = BASELINE
     rounds: int = RATIO_ROUNDS
 
+    def __post_init__(self) -> None:
+        if self.job not in KINDS:
+            raise InvalidInputError(f"unknown job kind {self.job!r}; valid: {', '.join(KINDS)}")
+
+    @property
+    def case_type(self):
+        return KINDS[self.job].case_type
+
+    def axis(self, name: str) -> tuple:
+        """The values of an axis, its default resolved (``solvers`` None: the job's)."""
+        if name == "solvers" and self.solvers is None:
+            return self.case_type.DEFAULT_SOLVERS
+        return getattr(self, name)
+
     def expand(self, settings: Settings, repeats: int, into: Expansion | None = None) -> Expansion:
-        """One ratio case per problem and setting, with the methods that support the solver."""
+        """Every resolved case of the grid, added to `into` (a new Expansion by default)."""
         out = Expansion() if into is None else into
-        for task, solver, dtype, device, seed in itertools.product(
-            self.tasks, self.solvers, self.dtypes, self.devices, self.seeds
+        job = self.case_type
+        subjects = getattr(self, job.SUBJECTS)
+        groups = [(m,) for m in self.methods] if job.ONE_CASE_PER_METHOD else [self.methods]
+        for subject, group, solver, dtype, device, seed in itertools.product(
+            subjects, groups, self.axis("solvers"), self.dtypes, self.devices, self.seeds
         ):
-            adaptive = solvers.get(solver).adaptive
-            contenders = tuple(m for m in self.methods if methods.get(m).supports(solver))
-            for size in self.sizes or tasks.get(task).sizes:
-                for value in self.rtols if adaptive else self.step_sizes:
-                    case = RatioCase(
-                        task=task,
-                        methods=contenders,
-                        baseline=self.baseline,
-                        solver=solver,
-                        size=size,
-                        dtype=dtype,
-                        device=device,
-                        seed=seed,
-                        max_steps=settings.max_steps,
-                        rounds=self.rounds,
-                        **(dict(rtol=value) if adaptive else dict(step_size=value)),
-                    )
-                    out.add(resolve_ratios(case))
+            solver = solver or job.default_solver(subject)
+            if solvers.get(solver).adaptive:
+                setting_axis = [dict(rtol=r, atol=a) for r, a in itertools.product(self.rtols, self.atols)]
+            else:
+                setting_axis = [dict(step_size=h) for h in self.step_sizes]
+            for extra in job.extra_axis(self, subject):
+                for setting in setting_axis:
+                    point = Point(subject, group, solver, dtype, device, seed, extra, setting)
+                    out.add(job.from_point(point, self, settings, repeats))
         return out
 
 
@@ -231,11 +206,16 @@ class Suite:
     grids: Callable[[], Sequence[Grid]]
     repeats: int = 3
 
+    @property
+    def job(self) -> str:
+        """The kind of job of its first grid (what axes given without a suite make)."""
+        return self.grids()[0].job
+
     def expand(
         self,
         settings: Settings = Settings(),
         setting_axes: Mapping[str, tuple] = (),
-        narrow: Mapping[str, tuple] = (),
+        narrow: Mapping[str, tuple] = {},
     ) -> Expansion:
         """Every case of the suite, with `setting_axes` (dtypes, devices, seeds) applied.
 
@@ -246,7 +226,7 @@ class Suite:
         repeats = self.repeats if settings.repeats is None else settings.repeats
         for grid in self.grids():
             kept = {
-                axis: tuple(v for v in getattr(grid, axis) if v in values)
+                axis: tuple(v for v in grid.axis(axis) if v in values)
                 for axis, values in dict(narrow).items()
             }
             replace(grid, **dict(setting_axes), **kept).expand(settings, repeats, out)
@@ -276,14 +256,17 @@ def plan(
         unknown = set(name) - set(allowed)
         if unknown:
             raise ValueError(f"unknown axes {sorted(unknown)}; valid: {', '.join(allowed)}")
+    _check_values(selection, setting_axes, settings)
     if suite is None and selection:
+        if "studies" not in selection and get(default).job == "training":
+            selection["studies"] = tuple(studies.names())  # `train`'s axes span every study
         return _product(selection, setting_axes, settings)
     chosen = get(suite or default)
     narrow = {
         axis: selection[axis] for axis in ("tasks", "studies", "methods", "solvers") if axis in selection
     }
     for axis, wanted in narrow.items():
-        have = {value for grid in chosen.grids() for value in getattr(grid, axis, ()) if value is not None}
+        have = {value for grid in chosen.grids() for value in grid.axis(axis) if value is not None}
         missing = [value for value in wanted if value not in have]
         if missing:
             raise InvalidInputError(
@@ -294,18 +277,36 @@ def plan(
     return select(expansion, selection, chosen.name) if selection else expansion
 
 
+def _check_values(selection: dict, setting_axes: dict, settings: Settings) -> None:
+    """Refuse axis values no case could mean, in one line naming the flag."""
+    from odebench.methods.base import check_tolerances
+
+    for rtol in selection.get("rtols", ()):
+        check_tolerances(rtol, rtol * settings.atol_ratio)
+    for atol in selection.get("atols", ()):
+        check_tolerances(1.0, atol)
+    for axis, flag in (("sizes", "--size"), ("step_sizes", "--step-size")):
+        values = selection.get(axis, ())
+        if any(not (v > 0 and math.isfinite(v)) for v in values):
+            raise InvalidInputError(f"{flag} must be positive, got {' '.join(f'{v:g}' for v in values)}")
+    for value in setting_axes.get("iterations", ()):
+        if value < 1:
+            raise InvalidInputError(f"--iterations must be at least 1, got {value}")
+
+
 def _product(selection: dict, setting_axes: dict, settings: Settings) -> Expansion:
     """Exactly the product of the given axes over the documented defaults."""
     repeats = 3 if settings.repeats is None else settings.repeats
     if "studies" in selection:
         if "tasks" in selection or "sizes" in selection:
             raise InvalidInputError("give tasks (gradient cases) or studies (training runs), not both")
-        return StudyGrid(**selection, **setting_axes).expand(settings, repeats)
+        return Grid("training", **selection, **setting_axes).expand(settings, repeats)
     if "iterations" in setting_axes:
         raise InvalidInputError("iterations apply to training runs: give --study too")
-    return Grid(tasks=selection.pop("tasks", tuple(tasks.names())), **selection, **setting_axes).expand(
-        settings, repeats
-    )
+    if "atols" in selection:
+        raise InvalidInputError("--atol applies to training runs; gradient cases take --atol-ratio")
+    every = {"tasks": tuple(tasks.names())}
+    return Grid("gradient", **{**every, **selection}, **setting_axes).expand(settings, repeats)
 
 
 #: Case field behind each selection axis.
@@ -372,26 +373,27 @@ def _quick() -> list[Grid]:
 
 
 def _full() -> list[Grid]:
-    every_task, every_method = tuple(tasks.names()), tuple(methods.names())
+    every = {"tasks": tuple(tasks.names()), "methods": tuple(methods.names())}
     return [
-        Grid(every_task, every_method, rtols=(1e-3, 1e-5, 1e-7, 1e-9)),
-        Grid(every_task, every_method, solvers=("bosh3",), rtols=(1e-4, 1e-7)),
-        Grid(every_task, every_method, solvers=("dopri8",), rtols=(1e-6, 1e-9)),
-        Grid(every_task, every_method, solvers=("rk4", "midpoint")),
-        Grid(every_task, every_method, sizes=()),
-        Grid(every_task, every_method, solvers=("rk4",), sizes=()),
+        Grid(**every, rtols=(1e-3, 1e-5, 1e-7, 1e-9)),
+        Grid(**every, solvers=("bosh3",), rtols=(1e-4, 1e-7)),
+        Grid(**every, solvers=("dopri8",), rtols=(1e-6, 1e-9)),
+        Grid(**every, solvers=("rk4", "midpoint")),
+        Grid(**every, sizes=()),
+        Grid(**every, solvers=("rk4",), sizes=()),
     ]
 
 
-def _gate() -> list[Grid | RatioGrid]:
+def _gate() -> list[Grid]:
+    others = tuple(m for m in CORE if m != BASELINE)
     return [
         Grid(tasks=("linear", "spiral", "mlp"), rtols=(1e-6,)),
         Grid(tasks=("linear", "mlp"), solvers=("rk4",)),
         # Time ratios, interleaved: every core method against naive, the native ACA against
         # TorchDiffEqPack's where that peer is installed.
-        RatioGrid(tasks=("linear", "mlp"), rtols=(1e-6,)),
+        Grid("ratio", tasks=("linear", "mlp"), methods=others, rtols=(1e-6,)),
         *(
-            [RatioGrid(tasks=("mlp",), methods=("aca",), baseline=PEER_ACA)]
+            [Grid("ratio", tasks=("mlp",), methods=("aca",), baseline=PEER_ACA)]
             if PEER_ACA in methods.names()
             else []
         ),
@@ -433,7 +435,7 @@ registry.register(
 )
 
 
-def claim_grids(iterations: Callable[[int], int] = lambda budget: budget) -> list[StudyGrid]:
+def claim_grids(iterations: Callable[[int], int] = lambda budget: budget) -> list[Grid]:
     """The runs every registered study's claims need (`odebench.claims.Claim.needs`), at the
     claim's seeds; `iterations` maps each run's budget to the one run (the quick suite scales it)."""
     grids = []
@@ -445,7 +447,8 @@ def claim_grids(iterations: Callable[[int], int] = lambda budget: budget) -> lis
                 for budget in budgets:
                     full = studies.get(study).iterations if budget is None else budget
                     grids.append(
-                        StudyGrid(
+                        Grid(
+                            "training",
                             studies=(study,),
                             seeds=tuple(range(claim.seeds)),
                             iterations=(iterations(full),),
@@ -455,14 +458,15 @@ def claim_grids(iterations: Callable[[int], int] = lambda budget: budget) -> lis
     return grids
 
 
-def _train_quick() -> list[StudyGrid]:
+def _train_quick() -> list[Grid]:
     # Every claim's runs, seed 0, at a 25th of their budgets (at least 3 iterations).
     return [replace(grid, seeds=(0,)) for grid in claim_grids(lambda budget: max(3, budget // 25))]
 
 
-def _train_full() -> list[StudyGrid]:
+def _train_full() -> list[Grid]:
     return [
-        StudyGrid(
+        Grid(
+            "training",
             studies=(name,),
             methods=CORE,
             atols=tuple(dict.fromkeys(atol for _, atol in studies.get(name).published_tolerances)),
@@ -504,4 +508,16 @@ registry.register(
 names = registry.names
 get = registry.get
 
-__all__ = ["SELECTION_AXES", "SETTING_AXES", "Expansion", "Grid", "Settings", "Suite", "get", "names", "plan"]
+__all__ = [
+    "SELECTION_AXES",
+    "SETTING_AXES",
+    "Expansion",
+    "Grid",
+    "Point",
+    "Settings",
+    "Suite",
+    "claim_grids",
+    "get",
+    "names",
+    "plan",
+]

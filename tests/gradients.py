@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from odebench import methods, tasks
-from odebench.harness.run import flat_gradient
+from odebench.jobs.gradient import flat_gradient
 
 
 def smallest(name: str) -> int:

@@ -15,7 +15,7 @@ from odebench.cli import main
 @pytest.fixture
 def synthetic_results(tmp_path):
     """A results file of two real records (no solving: written by hand)."""
-    from odebench.record import Case, Record
+    from odebench.jobs.gradient import Case, Record
     from odebench.results import ResultsWriter
 
     path = tmp_path / "synthetic.jsonl"

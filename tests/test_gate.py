@@ -9,12 +9,11 @@ import pytest
 import torchdiffeq
 
 from odebench import methods, suites
+from odebench.comparison import compare, render_comparison
 from odebench.environment import collect_metadata
-from odebench.harness import run_case
 from odebench.harness.sweep import run_sweep
+from odebench.jobs.gradient import Case, run_case
 from odebench.methods.adjoint import Adjoint
-from odebench.record import Case
-from odebench.report import compare, render_comparison
 from odebench.results import load, load_ratios
 
 BASELINE = Path(__file__).resolve().parents[1] / "results" / "baseline.jsonl"
@@ -95,7 +94,7 @@ def test_a_method_slower_relative_to_naive_fails_the_interleaved_ratio_gate(comm
     to naive doubles, past the policy's factor, whatever the machine's load does to both."""
     import time
 
-    from odebench.harness.ratios import RatioCase, run_ratios
+    from odebench.jobs.ratio import RatioCase, run_ratios
     from odebench.methods.aca import ACA
 
     class SlowACA(ACA):

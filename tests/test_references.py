@@ -19,7 +19,7 @@ from odebench import references, tasks
 from odebench.errors import InvalidInputError, UnsupportedError
 from odebench.harness.executors import Local
 from odebench.harness.sweep import run_sweep
-from odebench.record import Case
+from odebench.jobs.gradient import Case
 from odebench.references import ReferenceCacheWarning, flatten, reference_gradient
 from odebench.tasks.linear import exact_gradient
 from tests.gradients import gradient, relative, smallest

@@ -17,7 +17,8 @@ import pytest
 
 import odebench
 from odebench.errors import InvalidInputError
-from odebench.record import RECORD_FIELDS, SCHEMA_VERSION, Case, Record
+from odebench.jobs.base import SCHEMA_VERSION
+from odebench.jobs.gradient import RECORD_FIELDS, Case, Record
 from odebench.results import (
     META_COLUMNS,
     ResultsWarning,
@@ -285,7 +286,7 @@ import sys, types
 package = types.ModuleType("odebench")
 package.__path__ = [sys.argv[2]]
 sys.modules["odebench"] = package
-from odebench.record import Case, Record
+from odebench.jobs.gradient import Case, Record
 from odebench.results import ResultsWriter
 
 with ResultsWriter(sys.argv[1], {"run_id": "child"}) as writer:

@@ -7,11 +7,10 @@ import pytest
 import torch
 
 from odebench import suites, tasks
-from odebench.cases import resolve
 from odebench.errors import InvalidInputError
-from odebench.harness.ratios import RatioCase
+from odebench.jobs.gradient import Case, resolve
+from odebench.jobs.ratio import RatioCase
 from odebench.methods import CORE
-from odebench.record import Case
 
 
 def labels(expansion) -> list[str]:

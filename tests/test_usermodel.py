@@ -13,9 +13,8 @@ from torch import nn
 from odebench import tasks
 from odebench.cli import main
 from odebench.errors import InvalidInputError, OdebenchError, UnknownNameError
-from odebench.harness.run import run_case
+from odebench.jobs.gradient import Case, Record, run_case
 from odebench.methods import CORE
-from odebench.record import Case, Record
 from odebench.results import ResultsWriter, load
 from odebench.tasks.linear import LinearField
 from odebench.usermodel import MethodComparison, UserTask, compare_methods
@@ -290,7 +289,10 @@ def test_model_name_is_its_content():
             "y0 has dtype torch.float16; valid: float64, float32",
         ),
         (lambda p: (p.func, p.y0, p.t.flip(0), p.loss, {}), "t must be one-dimensional, strictly increasing"),
-        (lambda p: (p.func, p.y0.float(), p.t, p.loss, {}), "parameter A is torch.float64 on cpu but y0 is"),
+        (
+            lambda p: (p.func, p.y0.float(), p.t, p.loss, {}),
+            "parameter A has dtype torch.float64 but y0 has torch.float32",
+        ),
         (lambda p: (p.func, p.y0, p.t, lambda s: s, {}), "loss(solution) must return a scalar tensor"),
         (lambda p: (p.func, p.y0[:1], p.t, p.loss, {}), "your model failed on a probe: RuntimeError"),
         (lambda p: (p.func, p.y0, p.t, p.loss, {"reference": (p.y0, {"B": p.func.A})}), "it names ['B']"),

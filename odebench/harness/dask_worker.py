@@ -13,9 +13,8 @@ import threading
 from distributed import Semaphore, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from odebench.harness.executors import HOST, WorkerSpec
-from odebench.harness.jobs import KINDS
-from odebench.harness.worker import Worker
+from odebench.harness.worker import HOST, Worker, WorkerSpec
+from odebench.jobs import KINDS
 
 
 class Templates(WorkerPlugin):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import socket
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -31,10 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from odebench.errors import InvalidInputError, OdebenchError, describe
-from odebench.harness.jobs import kind_of
-from odebench.harness.worker import Worker
+from odebench.harness.worker import HOST, Worker, WorkerSpec
+from odebench.jobs import kind_of
 
-HOST = socket.gethostname()
 #: How many times a case whose Dask worker died is submitted again before it is recorded crashed.
 RETRIES = 2
 #: Scheduler settings of the cluster `Dask` starts itself. odebench counts lost attempts itself
@@ -57,19 +55,6 @@ class Done:
 
     record: Any
     host: str
-
-
-@dataclass(frozen=True)
-class WorkerSpec:
-    """What every case's worker loads: plug-in files (absolute paths, which must exist on every
-    machine that runs cases), torch threads, the reference cache directory."""
-
-    plugins: tuple[str, ...] = ()
-    threads: int = 1
-    cache_dir: str | None = None
-
-    def worker(self) -> Worker:
-        return Worker(plugins=self.plugins, threads=self.threads, cache_dir=self.cache_dir)
 
 
 class Executor:
@@ -288,6 +273,92 @@ class Dask(Executor):
                 setattr(self, resource, None)
 
 
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where a sweep's cases run, as the command line or the Python API asks for it.
+
+    Made before anything runs: combinations that do not belong together are refused in one line
+    (naming the command-line flags); `build` then starts the executor.
+
+    Attributes:
+        in_process: run cases in this process (no isolation, no timeout; debugging).
+        executor: ``local`` (isolated workers on this machine) or ``dask``.
+        workers: local workers (default 1), or the size of a local Dask cluster.
+        scheduler: the address of a running Dask cluster's scheduler.
+        retries: Dask: submissions of a case whose worker died (default `RETRIES`).
+        one_per_host: Dask: one CPU case at a time per host.
+        plugins, threads, cache_dir: what every worker loads (`WorkerSpec`).
+    """
+
+    in_process: bool = False
+    executor: str = "local"
+    workers: int | None = None
+    scheduler: str | None = None
+    retries: int | None = None
+    one_per_host: bool = False
+    plugins: tuple[str, ...] = ()
+    threads: int = 1
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        for flag, value, least in (("--threads", self.threads, 1), ("--workers", self.workers, 1)):
+            if value is not None and value < least:
+                raise InvalidInputError(f"{flag} must be at least {least}, got {value}")
+        if self.retries is not None and self.retries < 0:
+            raise InvalidInputError(f"--retries must be at least 0, got {self.retries}")
+        if self.executor not in ("local", "dask"):
+            raise InvalidInputError(f"unknown executor {self.executor!r}; valid: local, dask")
+        if self.in_process and (self.executor == "dask" or self.workers is not None):
+            raise InvalidInputError(
+                "--in-process runs cases in this process: no --executor dask, no --workers"
+            )
+        if self.executor == "dask":
+            if (self.scheduler is None) == (self.workers is None):
+                raise InvalidInputError(
+                    "--executor dask takes --scheduler ADDRESS (a running cluster) "
+                    "or --workers N (a local one)"
+                )
+            return
+        for flag, value in (("--scheduler", self.scheduler), ("--retries", self.retries)):
+            if value is not None:
+                raise InvalidInputError(f"{flag} needs --executor dask")
+        if self.one_per_host:
+            raise InvalidInputError("--one-per-host needs --executor dask")
+
+    def check_devices(self, devices: Sequence[str]) -> None:
+        """Refuse a device this machine lacks, unless a Dask cluster's workers bring the GPUs."""
+        from odebench.jobs.base import check_device
+
+        for device in devices:
+            if not (self.executor == "dask" and device.startswith("cuda")):
+                check_device(device)
+
+    def build(self) -> Executor:
+        """The executor (a Dask executor connects to, or starts, its cluster here)."""
+        spec = {"plugins": self.plugins, "threads": self.threads, "cache_dir": self.cache_dir}
+        if self.in_process:
+            return InProcess(**spec)
+        if self.executor == "dask":
+            retries = RETRIES if self.retries is None else self.retries
+            return Dask(
+                scheduler=self.scheduler,
+                workers=self.workers,
+                retries=retries,
+                one_per_host=self.one_per_host,
+                **spec,
+            )
+        return Local(self.workers or 1, **spec)
+
+
+def describe_line(description: dict[str, Any]) -> str:
+    """``executor: dask, 2 workers (2 threads) at tcp://...`` from an executor's description."""
+    workers = description["cluster_workers"]
+    text = f"executor: {description['executor']}, {workers} worker{'s' if workers != 1 else ''}"
+    if "scheduler" in description:
+        text += f" ({description['cluster_threads']} threads) at {description['scheduler']}"
+    return text
+
+
 def _import_dask():
     try:
         import dask
@@ -307,4 +378,16 @@ def _missing(paths: Sequence[str]) -> list[str]:
     return [p for p in paths if not Path(p).is_file()]
 
 
-__all__ = ["HOST", "RETRIES", "Dask", "Done", "Executor", "ExecutorError", "InProcess", "Local", "WorkerSpec"]
+__all__ = [
+    "HOST",
+    "RETRIES",
+    "Dask",
+    "Done",
+    "Executor",
+    "ExecutorError",
+    "ExecutorOptions",
+    "InProcess",
+    "Local",
+    "WorkerSpec",
+    "describe_line",
+]

@@ -7,14 +7,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from odebench.errors import OdebenchError
 from odebench.harness.executors import Executor, Local
-from odebench.harness.jobs import kind_of
+from odebench.jobs import kind_of
+from odebench.jobs.base import CaseBase, RecordBase
 from odebench.plugins import load_plugins
-from odebench.record import Case, Record
 from odebench.results import ResultsWriter
+
+if TYPE_CHECKING:
+    from odebench.suites import Expansion
 
 
 @dataclass
@@ -22,18 +25,18 @@ class SweepResult:
     """What a sweep did: the records it wrote this time and the cases it skipped (resume)."""
 
     path: Path
-    records: list[Record] = field(default_factory=list)
+    records: list[RecordBase] = field(default_factory=list)
     skipped: int = 0
     wall_time_s: float = 0.0
     interrupted: bool = False
 
     @property
-    def failures(self) -> list[Record]:
+    def failures(self) -> list[RecordBase]:
         return [r for r in self.records if r.status != "ok"]
 
 
 def run_sweep(
-    cases: Sequence[Case],
+    cases: Sequence[CaseBase],
     out: str | Path,
     *,
     metadata: dict[str, Any],
@@ -41,7 +44,7 @@ def run_sweep(
     resume: bool = False,
     timeout: float | None = 300.0,
     progress: bool = True,
-    on_record: Callable[[Record], None] | None = None,
+    on_record: Callable[[RecordBase], None] | None = None,
 ) -> SweepResult:
     """Run `cases` into the JSONL file `out`; every case ends as a Record, whatever happens.
 
@@ -50,7 +53,7 @@ def run_sweep(
     completes, with the host that measured it and the executor's name, under a header that adds
     the executor's description to `metadata`. Ctrl-C stops after the records already written
     (each is fsynced as it is written), and a later run with ``resume=True`` skips exactly those,
-    whatever executor wrote them. Cases are resolved first (`odebench.cases.resolve`), so a case
+    whatever executor wrote them. Cases are resolved first (their kind's `resolve`), so a case
     given with its defaults left open is recognised as the resolved case it was recorded as.
     """
     executor = executor or Local()
@@ -82,6 +85,33 @@ def run_sweep(
                 bar.close()
     result.wall_time_s = time.perf_counter() - started
     return result
+
+
+def run_plan(
+    expansion: Expansion,
+    out: str | Path,
+    *,
+    executor: Executor,
+    metadata: dict[str, Any],
+    shard_of: tuple[int, int] | None = None,
+    resume: bool = False,
+    timeout: float | None = 300.0,
+    progress: bool = True,
+) -> SweepResult:
+    """The one orchestrator of `odebench run`, `odebench train` and `compare_methods`: a plan's
+    cases (`odebench.suites.Expansion`, refused in one line when none can run), the `shard_of`
+    them asked for, run by `executor` into `out` (`run_sweep`)."""
+    from odebench.errors import InvalidInputError
+
+    if timeout is not None and not timeout > 0:
+        raise InvalidInputError(f"--timeout must be positive, got {timeout:g}")
+    cases = expansion.runnable()
+    if shard_of is not None:
+        cases = shard(cases, *shard_of)
+        metadata = {**metadata, "shard": "/".join(map(str, shard_of))}
+    return run_sweep(
+        cases, out, metadata=metadata, executor=executor, resume=resume, timeout=timeout, progress=progress
+    )
 
 
 def shard(cases: Sequence, index: int, count: int) -> list:

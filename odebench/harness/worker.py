@@ -17,7 +17,7 @@ timeout starts only once the template is ready.
 
 Protocol: the sweep writes one JSON object per line on the template's stdin
 (``{"kind": "gradient" or "training", "case": {...}, "timeout": seconds or null}``, see
-`odebench.harness.jobs`); the template answers one JSON object per line on a private pipe (its
+`odebench.jobs`); the template answers one JSON object per line on a private pipe (its
 own stdout is redirected to stderr, so prints in user code cannot corrupt the protocol):
 ``{"record": {...}}``, ``{"died": "signal SIGSEGV", ...}`` or ``{"timeout": seconds, ...}``, the
 last two with ``wall_time_s`` and the ``partial`` points a streaming job (a training run) had
@@ -37,15 +37,16 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from odebench.harness.jobs import KINDS, Kind, kind_of
+from odebench.jobs import KINDS, JobKind, kind_of
 
 _STDERR_TAIL = 600
 #: A case that times out prints its stack this long before its deadline (into the worker's
@@ -59,6 +60,10 @@ STARTUP_TIMEOUT_S = 300.0
 TEMPLATE_GRACE_S = 30.0
 _PR_SET_PDEATHSIG = 1
 FORK_PER_CASE = sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+#: This machine's name, recorded with every record it measures.
+HOST = socket.gethostname()
 
 
 class Worker:
@@ -136,7 +141,7 @@ class Worker:
         self._process = None
         return _how(code)
 
-    def _crashed(self, kind: Kind, case, answer: dict, started: float):
+    def _crashed(self, kind: JobKind, case, answer: dict, started: float):
         tail = self._stderr_tail()
         message = f"WorkerCrashed: worker died with {answer['died']}" + (f"; stderr: {tail}" if tail else "")
         answer.setdefault("wall_time_s", time.perf_counter() - started)
@@ -177,7 +182,20 @@ class Worker:
             self._stderr = None
 
 
-def _timed_out(kind: Kind, case, answer: dict, stderr: str = ""):
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every case's worker loads: plug-in files (absolute paths, which must exist on every
+    machine that runs cases), torch threads, the reference cache directory."""
+
+    plugins: tuple[str, ...] = ()
+    threads: int = 1
+    cache_dir: str | None = None
+
+    def worker(self) -> Worker:
+        return Worker(plugins=self.plugins, threads=self.threads, cache_dir=self.cache_dir)
+
+
+def _timed_out(kind: JobKind, case, answer: dict, stderr: str = ""):
     """A timeout record; with the stack the child printed just before its deadline, where it did."""
     message = f"TimeoutError: no result within {answer['timeout']:g} s; case killed"
     at = stderr.rfind("Thread 0x")
@@ -186,7 +204,7 @@ def _timed_out(kind: Kind, case, answer: dict, stderr: str = ""):
     return kind.failed(case, "timeout", message, **_measured(kind, answer))
 
 
-def _measured(kind: Kind, answer: dict) -> dict:
+def _measured(kind: JobKind, answer: dict) -> dict:
     """What a failed case keeps: its wall time, and a streaming job's partial points."""
     measured = {"wall_time_s": answer["wall_time_s"]}
     if kind.streams and answer.get("partial"):
@@ -229,7 +247,7 @@ def _write(fd: int, answer: dict) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _run_forked(kind: Kind, case, timeout: float | None, cache_dir: str | None) -> dict:
+def _run_forked(kind: JobKind, case, timeout: float | None, cache_dir: str | None) -> dict:
     """Run `case` in a forked child; the answer object of the protocol.
 
     The child writes each progress point as a line, then its record; the template collects the
@@ -327,8 +345,7 @@ def _serve(argv: Sequence[str] | None = None) -> None:
 
     import torch
 
-    import odebench.harness.run
-    import odebench.training.run  # noqa: F401
+    import odebench.jobs  # noqa: F401  (every job kind's code, once, before the forks)
     from odebench.plugins import load_plugins
 
     torch.set_num_threads(args.threads)

@@ -14,24 +14,16 @@ import gc
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
-import numpy as np
+from odebench.measure.timing import PhaseTiming
 
 
-@dataclass(frozen=True)
-class RatioStats:
-    """A contender's time over the baseline's, per round: median and quartiles over `rounds`."""
+class RatioStats(PhaseTiming):
+    """A contender's time over the baseline's, per round: their median and quartiles."""
 
-    median: float
-    q25: float
-    q75: float
-    rounds: int
-
-    @classmethod
-    def of(cls, ratios: list[float]) -> RatioStats:
-        q25, q75 = np.percentile(ratios, [25, 75])
-        return cls(statistics.median(ratios), float(q25), float(q75), len(ratios))
+    @property
+    def rounds(self) -> int:
+        return len(self.samples)
 
 
 def interleaved_ratios(
@@ -79,7 +71,7 @@ def interleaved_ratios(
         if gc_was_enabled:
             gc.enable()
     base = seconds[baseline]
-    ratios = {name: RatioStats.of([t / b for t, b in zip(seconds[name], base)]) for name in names}
+    ratios = {name: RatioStats(tuple(t / b for t, b in zip(seconds[name], base))) for name in names}
     return ratios, statistics.median(base)
 
 

@@ -26,7 +26,8 @@ import torch
 
 @dataclass(frozen=True)
 class PhaseTiming:
-    """Seconds per repeat of one phase, and their median and interquartile range."""
+    """Samples of one measured quantity (seconds per repeat of a phase, or per-round time ratios)
+    with their median and interquartile range."""
 
     samples: tuple[float, ...]
 

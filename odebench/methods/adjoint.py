@@ -38,7 +38,7 @@ class Adjoint(GradientMethod):
             self.capabilities = replace(
                 Adjoint.capabilities,
                 fixed_step=False,
-                reference="Kidger, Chen & Lyons, Faster ODE Adjoints via Seminorms, ICML 2021",
+                paper="Kidger, Chen & Lyons, Faster ODE Adjoints via Seminorms, ICML 2021",
             )
             self.claims = (
                 gradient_claim(

@@ -30,10 +30,7 @@ class Capabilities:
         multiple_output_times: the loss may use the solution at several times.
         time_gradient: gradients with respect to the output times ``t`` are computed.
         backend: the library that does the differentiating.
-        reference: the paper the method comes from.
-        keeps_trajectory: the solve keeps its recorded grid (`odebench.solvers.runge_kutta.Trajectory`)
-            with its result, where `trajectory_of` finds it: checks of the discrete-exact
-            gradient reuse it instead of solving again.
+        paper: the paper the method comes from.
         torchdiffeq_grid: the forward solve takes the accepted steps of torchdiffeq's solver of
             the same name, so the discrete-exact gradient on that grid can be computed.
     """
@@ -44,9 +41,8 @@ class Capabilities:
     multiple_output_times: bool
     time_gradient: bool
     backend: str
-    reference: str
+    paper: str
     torchdiffeq_grid: bool = False
-    keeps_trajectory: bool = False
 
 
 class GradientMethod(abc.ABC):
@@ -117,29 +113,46 @@ def quiet_fixed_step_callbacks():
         yield
 
 
-def validate(method: GradientMethod, func, y0, t, solver: str, rtol, atol) -> None:
-    """Refuse input no method can honour, with a one-line reason."""
+def check_problem(func, y0, t, *, min_times: int = 1, times_as_y0: bool = True) -> None:
+    """Refuse, in one line, a problem no solve could take: ``func`` not a module, ``y0`` or ``t``
+    not floating-point tensors, ``t`` not one-dimensional and strictly increasing with at least
+    `min_times` times, a parameter (and, with `times_as_y0`, ``t``) of another dtype or device
+    than ``y0``."""
     if not isinstance(func, nn.Module):
-        raise InvalidInputError(f"func must be a torch.nn.Module, got {type(func).__name__}")
+        raise InvalidInputError(f"func must be a torch.nn.Module computing func(t, y), got {_what(func)}")
     for name, x in (("y0", y0), ("t", t)):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise InvalidInputError(f"{name} must be a floating-point tensor")
-    if t.ndim != 1 or len(t) < 1:
-        raise InvalidInputError(f"t must be one-dimensional and non-empty, got shape {tuple(t.shape)}")
+            raise InvalidInputError(f"{name} must be a floating-point tensor, got {_what(x)}")
+    times = (
+        f"t must be one-dimensional, strictly increasing, with at least {min_times} time(s); got {_what(t)}"
+    )
+    if t.ndim != 1 or len(t) < min_times:
+        raise InvalidInputError(times)
+    tensors = [("t", t)] * times_as_y0 + [(f"parameter {n}", p) for n, p in func.named_parameters()]
+    for name, x in tensors:
+        if x.dtype != y0.dtype:
+            raise InvalidInputError(f"{name} has dtype {x.dtype} but y0 has {y0.dtype}")
+        if x.device != y0.device:
+            raise InvalidInputError(f"{name} is on device {x.device} but y0 is on {y0.device}")
+    if t.device.type == "meta" or not bool((t[1:] > t[:-1]).all()):
+        raise InvalidInputError(times)
+
+
+def _what(x) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
+    return type(x).__name__
+
+
+def validate(method: GradientMethod, func, y0, t, solver: str, rtol, atol) -> None:
+    """Refuse input no method can honour, with a one-line reason."""
+    check_problem(func, y0, t)
     if len(t) > 2 and not method.capabilities.multiple_output_times:
         raise UnsupportedError(f"{type(method).__name__} supports only t = [t0, t1]")
     if t.requires_grad and not method.capabilities.time_gradient:
         raise UnsupportedError(
             f"{type(method).__name__} does not compute gradients with respect to t; detach t"
         )
-    tensors = [("t", t)] + [(f"parameter {n}", p) for n, p in func.named_parameters()]
-    for name, x in tensors:
-        if x.dtype != y0.dtype:
-            raise InvalidInputError(f"{name} has dtype {x.dtype} but y0 has {y0.dtype}")
-        if x.device != y0.device:
-            raise InvalidInputError(f"{name} is on device {x.device} but y0 is on {y0.device}")
-    if len(t) > 1 and not bool((t[1:] > t[:-1]).all()):
-        raise InvalidInputError("t must be strictly increasing")
     spec = solvers.get(solver)
     if not method.supports(solver):
         valid = ", ".join(method.solvers())

@@ -56,7 +56,7 @@ class CheckpointedMethod(GradientMethod):
         return _CheckpointedSolve.apply(self, func, spec, t, rtol, atol, options, y0, *params)
 
 
-def checkpointed_capabilities(reference: str) -> Capabilities:
+def checkpointed_capabilities(paper: str) -> Capabilities:
     return Capabilities(
         exact_discrete_gradient=True,
         adaptive=True,
@@ -64,9 +64,8 @@ def checkpointed_capabilities(reference: str) -> Capabilities:
         multiple_output_times=True,
         time_gradient=False,
         backend="odebench",
-        reference=reference,
+        paper=paper,
         torchdiffeq_grid=True,
-        keeps_trajectory=True,
     )
 
 

@@ -26,7 +26,7 @@ class Naive(GradientMethod):
         multiple_output_times=True,
         time_gradient=True,
         backend="torchdiffeq",
-        reference="Chen et al., Neural Ordinary Differential Equations, NeurIPS 2018",
+        paper="Chen et al., Neural Ordinary Differential Equations, NeurIPS 2018",
         torchdiffeq_grid=True,
     )
 

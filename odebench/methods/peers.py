@@ -155,7 +155,7 @@ class ACAPeer(TorchDiffEqPackMethod):
         multiple_output_times=True,
         time_gradient=False,
         backend=BACKEND,
-        reference=(
+        paper=(
             "Zhuang et al., Adaptive Checkpoint Adjoint Method for Gradient Estimation in Neural ODE, "
             "ICML 2020"
         ),
@@ -196,7 +196,7 @@ class MALIPeer(TorchDiffEqPackMethod):
         multiple_output_times=True,
         time_gradient=False,
         backend=BACKEND,
-        reference=(
+        paper=(
             "Zhuang et al., MALI: A memory efficient and reverse accurate integrator for Neural ODEs, "
             "ICLR 2021"
         ),

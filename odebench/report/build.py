@@ -32,7 +32,7 @@ def write_report(
     """Write ``report.md``, ``report.html`` and ``figures/*.png|svg`` into `out_dir`.
 
     Args:
-        frame: one row per Record (`odebench.record.RECORD_FIELDS` plus ``meta_*`` and
+        frame: one row per Record (`odebench.jobs.gradient.RECORD_FIELDS` plus ``meta_*`` and
             ``source`` columns), failed records included (`odebench.results.load`).
         training, curves: training runs and their curves (`odebench.results.load_training`,
             `load_curves`), for the training sections; None or empty: none.

@@ -277,7 +277,7 @@ def gradient_findings(ok: pd.DataFrame) -> list[Finding]:
     """Every registered method's claims judged on a prepared frame of successful gradient cases
     (`odebench.report.data.ok_rows`); a claim whose methods the run lacks is "cannot test"."""
     from odebench import methods
-    from odebench.record import IDENTITY_FIELDS
+    from odebench.jobs.gradient import IDENTITY_FIELDS
 
     claims = [c for _, method in methods.registry.items() for c in method.claims]
     return [evaluate(c, ok, IDENTITY_FIELDS) for c in claims]

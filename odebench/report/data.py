@@ -23,16 +23,9 @@ from typing import Any
 
 import pandas as pd
 
+from odebench.jobs.base import problem_label, setting_label
+from odebench.jobs.gradient import CASE_FIELDS, IDENTITY_FIELDS, RECORD_FIELDS, Case, Record
 from odebench.methods import BASELINE
-from odebench.record import (
-    CASE_FIELDS,
-    IDENTITY_FIELDS,
-    RECORD_FIELDS,
-    Case,
-    Record,
-    problem_label,
-    setting_label,
-)
 
 _NUMERIC_TYPES = {"int", "float", "int | None", "float | None"}
 _NUMERIC_CASE = tuple(f.name for f in fields(Case) if f.type in _NUMERIC_TYPES)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from odebench.jobs.base import setting_label
 from odebench.methods import BASELINE
-from odebench.record import setting_label
 from odebench.report.style import method_order
 from odebench.report.text import fmt
 

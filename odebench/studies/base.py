@@ -2,7 +2,7 @@
 
 A study is a published training experiment: data with a held-out evaluation, a model, an
 optimiser with its settings and a budget, and the claims of its paper (`odebench.claims`). The
-training loop (`odebench.training.run`) is the same for every study and every gradient method: a
+training loop (`odebench.jobs.training`) is the same for every study and every gradient method: a
 study only says what one iteration's loss is and how the trained model is evaluated.
 
 Data and model randomness are apart. A run's seed seeds the data generator alone (`data`: the

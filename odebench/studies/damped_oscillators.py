@@ -12,7 +12,7 @@ from odebench.claims import Claim, Metric, Part
 from odebench.models.augmented import augment, augmented_mlp
 from odebench.models.mlp import MLP
 from odebench.models.second_order import SecondOrderField
-from odebench.studies.base import Data, Study
+from odebench.studies.base import Data, Study, data_seed
 from odebench.tasks.base import uniform
 
 #: ``x'' = -2 gamma x' - (gamma^2 + omega^2) x``: decay rate gamma, angular frequency omega.
@@ -103,7 +103,7 @@ class DampedOscillators(Study):
         """The model's vector field, float64, its initial weights drawn from `generator`."""
 
     def data(self, generator):
-        z0, t, z, heldout_z0 = oscillators(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        z0, t, z, heldout_z0 = oscillators(data_seed(generator))
         train = (z0, t, z)
         return Data(batch=lambda iteration: train, heldout=(heldout_z0, t, trajectory(heldout_z0, t)))
 

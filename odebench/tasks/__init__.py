@@ -17,7 +17,7 @@ from odebench.tasks.linear import Linear
 from odebench.tasks.lorenz63 import Lorenz63
 from odebench.tasks.lorenz63_fit import Lorenz63Fit
 from odebench.tasks.lotka_volterra import LotkaVolterra
-from odebench.tasks.mlp import NeuralODE
+from odebench.tasks.mlp import MLPTask
 from odebench.tasks.spiral import Spiral
 from odebench.tasks.three_body import ThreeBody
 from odebench.tasks.van_der_pol_stiff import VanDerPolStiff
@@ -28,7 +28,7 @@ for _task in (
     Spiral(),
     LotkaVolterra(),
     Lorenz63(),
-    NeuralODE(),
+    MLPTask(),
     HarmonicOscillatorSONODE(),
     HarmonicOscillatorANODE(),
     ThreeBody(),

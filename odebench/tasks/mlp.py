@@ -11,7 +11,7 @@ from odebench.tasks.base import Problem, Task, TrajectoryMSE, normal
 TARGET_B = ((-0.1, -1.5), (1.5, -0.1))
 
 
-class NeuralODE(Task):
+class MLPTask(Task):
     """Neural ODE with an MLP field (2 hidden tanh layers of the given width, time as input).
 
     ``y0``: a batch of 16 standard normal points in 2-D; the target at ``t = 0.5, 1, 1.5, 2`` is

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from odebench.record import Case
+from odebench.jobs.gradient import Case
 
 PLUGIN = str(Path(__file__).with_name("faults_plugin.py"))
 ROOT = Path(__file__).resolve().parents[2]

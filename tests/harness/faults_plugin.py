@@ -62,7 +62,7 @@ class _FaultMethod(GradientMethod):
         multiple_output_times=True,
         time_gradient=False,
         backend="odebench",
-        reference="none",
+        paper="none",
     )
 
     def __init__(self, kind: str) -> None:

@@ -13,11 +13,11 @@ from dataclasses import replace
 import pytest
 
 from odebench import suites
-from odebench.cases import resolve
 from odebench.cli import main
+from odebench.comparison import COUNTS, ERRORS
 from odebench.harness.executors import Dask, ExecutorError, Local
 from odebench.harness.sweep import run_sweep
-from odebench.report.comparison import COUNTS, ERRORS
+from odebench.jobs.gradient import resolve
 from odebench.results import load, merge, read_metadata
 from tests.harness.faults import EXPECTED, PLUGIN, case
 

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from odebench.cases import resolve
 from odebench.environment import collect_metadata
 from odebench.harness.executors import Local
 from odebench.harness.sweep import run_sweep
+from odebench.jobs.gradient import resolve
 from odebench.results import load
 from tests.harness.faults import EXPECTED, PLUGIN, ROOT, case
 

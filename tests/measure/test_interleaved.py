@@ -7,10 +7,10 @@ import itertools
 import pandas as pd
 import pytest
 
-from odebench.harness.ratios import RatioCase, RatioRecord, run_ratios
+from odebench.comparison import compare
+from odebench.jobs.ratio import RatioCase, RatioRecord, run_ratios
 from odebench.measure.interleaved import interleaved_ratios
 from odebench.policy import Policy
-from odebench.report import compare
 
 
 def fake_clock(durations: dict[str, list[float]], calls: list[str]):

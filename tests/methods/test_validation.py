@@ -124,5 +124,5 @@ def test_core_methods_are_registered_with_capabilities():
     assert set(methods.CORE) == set(CORE_BACKEND_AND_PAPER) and set(methods.CORE) <= set(methods.names())
     for name, (backend, venue) in CORE_BACKEND_AND_PAPER.items():
         method = methods.get(name)
-        assert method.capabilities.backend == backend and venue in method.capabilities.reference
+        assert method.capabilities.backend == backend and venue in method.capabilities.paper
         assert method.backend_version == version(backend)

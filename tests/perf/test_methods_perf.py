@@ -16,10 +16,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from odebench.harness import prepare, run_case
+from odebench.jobs.gradient import Case, build_case, run_case
 from odebench.measure.interleaved import interleaved_ratios
 from odebench.methods import BASELINE, CORE
-from odebench.record import Case
 
 TASK, WIDTH, ROUNDS = "mlp", 16, 15
 
@@ -37,7 +36,7 @@ CLOCK = RatioClock()
 
 
 def forward_backward(case: Case):
-    prepared = prepare(case)
+    prepared = build_case(case)
     problem = prepared.problem
     params = list(problem.func.parameters())
 

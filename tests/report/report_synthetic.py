@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from odebench.record import Case, Record
+from odebench.jobs.gradient import Case, Record
 
 METHODS = ("naive", "adjoint", "seminorm", "aca", "symplectic")
 TASKS = ("linear", "spiral")

@@ -11,7 +11,7 @@ import pytest
 from report_synthetic import frame_of, synthetic_records
 
 from odebench.claims import DIFFERENCE, HIGHER, AtLeast, Claim, Metric, Part
-from odebench.record import IDENTITY_FIELDS, Case, Record
+from odebench.jobs.gradient import IDENTITY_FIELDS, Case, Record
 from odebench.report.claims import (
     DIRECTION,
     HOLDS,

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 from report_synthetic import frame_of, synthetic_records
 
+from odebench.comparison import compare
+from odebench.jobs.gradient import Case, Record
 from odebench.methods import CORE
-from odebench.record import Case, Record
-from odebench.report import compare
 from odebench.report.claims import gradient_findings
 from odebench.report.data import case_label, ok_rows, paired, prepare
 from odebench.report.plots.cost import pareto_mask

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
+from odebench.jobs.training import CURVE_COLUMNS, TrainingCase, TrainingRecord
 from odebench.report import write_report
 from odebench.report.claims import INSUFFICIENT, PART, training_findings
 from odebench.report.training import prepare_training
 from odebench.results import ResultsWriter, load, load_curves, load_training
-from odebench.training import CURVE_COLUMNS, TrainingCase, TrainingRecord
 
 SEEDS = range(5)
 

@@ -7,7 +7,7 @@ import re
 import pytest
 from report_synthetic import COMMAND, SOURCES, frame_of, synthetic_records
 
-from odebench.record import Case, Record
+from odebench.jobs.gradient import Case, Record
 from odebench.report import write_report
 
 #: Figures of the synthetic report: three kinds per task (linear, spiral), one memory figure.

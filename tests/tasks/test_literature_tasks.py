@@ -22,7 +22,7 @@ import torch
 import torchdiffeq
 
 from odebench import methods, tasks
-from odebench.harness import run_case
+from odebench.jobs.gradient import Case, run_case
 from odebench.measure import CountedField
 from odebench.models import (
     MLP,
@@ -33,7 +33,6 @@ from odebench.models import (
     augment,
     fit_readout,
 )
-from odebench.record import Case
 from odebench.references import reference_gradient
 from odebench.tasks.base import TrajectoryMSE
 from tests.gradients import gradient, relative

@@ -17,8 +17,8 @@ from odebench import plugins, studies
 from odebench.environment import collect_metadata
 from odebench.harness.executors import Local
 from odebench.harness.sweep import run_sweep
+from odebench.jobs.training import CURVE_COLUMNS, TrainingCase, run_training
 from odebench.results import load_curves, load_training
-from odebench.training import CURVE_COLUMNS, TrainingCase, run_training
 
 PLUGIN = str(Path(__file__).with_name("study_plugin.py"))
 ROOT = Path(__file__).resolve().parents[2]

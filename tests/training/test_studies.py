@@ -12,13 +12,12 @@ import torch
 
 from odebench import studies, suites
 from odebench.claims import Claim
+from odebench.jobs.training import TrainingCase, run_training
 from odebench.methods import CORE
 from odebench.studies.damped_oscillators import HORIZON, TIMES
 from odebench.studies.digits_classification import TEST
 from odebench.studies.lorenz63_one_step import EPSILONS
 from odebench.tasks.digits_odenet import digits
-from odebench.training.case import TrainingCase
-from odebench.training.run import run_training
 
 #: Relative error of every core method's gradient against the float64 reference in the first
 #: iteration, at the study's published tolerance and dtype: about 3x the largest measured (in the
@@ -192,7 +191,7 @@ def test_ffjord_flow_has_four_times_the_parameters_per_state_entry_of_the_small_
 
 def test_training_tolerances_are_explicit():
     from odebench.errors import InvalidInputError
-    from odebench.training.case import resolve
+    from odebench.jobs.training import resolve
 
     case = resolve(TrainingCase(study="lorenz63_one_step", method="naive", atol=0.05))
     assert (case.rtol, case.atol) == (0.0, 0.05)

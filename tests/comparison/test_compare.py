@@ -4,11 +4,11 @@ the policy that `odebench compare` and the CI gate share."""
 from __future__ import annotations
 
 import pytest
-from report_synthetic import frame_of, synthetic_records
 
+from odebench.comparison import compare, render_comparison
 from odebench.errors import InvalidInputError
 from odebench.policy import Policy
-from odebench.report import compare, render_comparison
+from tests.report.report_synthetic import frame_of, synthetic_records
 
 
 @pytest.fixture

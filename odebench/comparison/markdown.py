@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from odebench.report.comparison import Comparison, Delta
+from odebench.comparison import Comparison, Delta
 from odebench.report.markdown import markdown_table
 from odebench.report.text import fmt
 

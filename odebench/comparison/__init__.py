@@ -15,7 +15,7 @@ baseline results file). Cases are joined on ``case_id``. What a policy judges:
   case *measured in the same run*, beyond ``ratio_factor``, when it is set;
 * **absolute times**: beyond ``time_factor``, when it is set (on this machine class the same
   work's median time differs by up to 1.7x between processes);
-* **interleaved time ratios** (ratio records, `odebench.harness.ratios`): each method's time over
+* **interleaved time ratios** (ratio records, `odebench.jobs.ratio`): each method's time over
   the baseline's timed round by round in one process, beyond ``interleaved_factor``. These are
   steady enough to judge by default.
 
@@ -31,18 +31,10 @@ from typing import Any
 import pandas as pd
 
 from odebench.errors import InvalidInputError, first_line
+from odebench.jobs.base import COUNTS
 from odebench.policy import DEFAULT_POLICY, Policy
 from odebench.report.data import ok_rows, plain, prepare, same_run_ratios
 
-COUNTS = (
-    "nfe_forward",
-    "nfe_backward",
-    "vjp_backward",
-    "steps_accepted",
-    "steps_rejected",
-    "steps_accepted_backward",
-    "steps_rejected_backward",
-)
 ERRORS = ("grad_rel_error", "grad_rel_error_discrete")
 MEMORY = "peak_memory_bytes"
 RATIO = "time_ratio_to_naive"
@@ -169,13 +161,11 @@ def compare(
 
 def _ratio_rows(ratios: pd.DataFrame) -> pd.DataFrame:
     """One row per ratio case and method, indexed ``case_id/method`` and labelled for reading."""
+    from odebench.jobs.ratio import case_of_row
+
     rows = ratios.copy()
-    rows["label"] = [
-        f"{task}/{method or methods} vs {baseline} ({solver}, rtol={rtol})"
-        for task, method, methods, baseline, solver, rtol in zip(
-            rows["task"], rows["method"], rows["methods"], rows["baseline"], rows["solver"], rows["rtol"]
-        )
-    ]
+    records = [{k: plain(v) for k, v in row.items()} for row in rows.to_dict("records")]
+    rows["label"] = [case_of_row(row).label(row["method"]) for row in records]
     rows.index = rows["case_id"] + "/" + rows["method"].fillna("*").astype(str)
     return rows[~rows.index.duplicated(keep="last")]
 
@@ -282,4 +272,6 @@ def _py(value: Any) -> Any:
     return value
 
 
-__all__ = ["DEFAULT_POLICY", "CaseRef", "Comparison", "Delta", "Policy", "compare"]
+from odebench.comparison.markdown import render as render_comparison  # noqa: E402  (renders the above)
+
+__all__ = ["DEFAULT_POLICY", "CaseRef", "Comparison", "Delta", "Policy", "compare", "render_comparison"]

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from odebench.record import Record, problem_label, setting_label
+from odebench.jobs.base import problem_label, setting_label
+from odebench.jobs.gradient import Record
 from odebench.report.text import fmt
 
 

@@ -1,0 +1,183 @@
+"""Same-run time ratios: `RatioCase` -> `run_ratios` -> `RatioRecord`.
+
+A ratio case names one problem solved one way and the methods to time against a baseline on it
+(naive by default, or a peer implementation of the same method). `run_ratios` builds every
+method's solve on one shared problem as `odebench.jobs.gradient.run_case` would, then times them
+interleaved round by round in one process (`odebench.measure.interleaved`): the steady
+measurement that time-regression checks (the CI gate through `odebench compare`, asv's ratio
+benchmarks, the perf tests) judge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar
+
+import torch
+
+from odebench.jobs.base import ATOL_RATIO, CaseBase, RecordBase, problem_label, run_job
+from odebench.jobs.gradient import Case, build_case
+from odebench.jobs.gradient import resolve as resolve_case
+from odebench.measure.interleaved import interleaved_ratios
+from odebench.measure.timing import synchronizer
+
+#: Rounds of a ratio case unless it says otherwise (see docs/benchmarking.md for the choice).
+ROUNDS = 15
+
+
+@dataclass(frozen=True)
+class RatioCase(CaseBase):
+    """Time `methods` against `baseline` on one problem, interleaved for `rounds` rounds.
+
+    The problem fields mean what they mean in `odebench.jobs.gradient.Case`; ``rounds`` is a
+    setting of the measurement, not part of the identity.
+    """
+
+    task: str
+    methods: tuple[str, ...]
+    baseline: str = "naive"
+    size: int | None = None
+    rounds: int = ROUNDS
+
+    KIND: ClassVar[str] = "ratio"
+    SETTINGS: ClassVar[tuple[str, ...]] = ("rounds",)
+    ONE_CASE_PER_METHOD: ClassVar[bool] = False
+
+    @classmethod
+    def from_point(cls, point, grid, settings, repeats: int) -> RatioCase:
+        """One case per point: the grid's methods that support the point's solver, timed against
+        the grid's baseline."""
+        from odebench import methods
+
+        contenders = tuple(m for m in point.methods if methods.get(m).supports(point.solver))
+        case = cls(
+            task=point.subject,
+            methods=contenders,
+            baseline=grid.baseline,
+            size=point.extra,
+            max_steps=settings.max_steps,
+            rounds=grid.rounds,
+            **point.solve_fields(),
+        )
+        return resolve(case, atol_ratio=settings.atol_ratio)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "methods", tuple(self.methods))
+
+    def label(self, method: str | None = None) -> str:
+        """``task[size]/m1+m2 vs baseline/solver/setting/dtype/device`` (with one `method`: its
+        ratio's label, ``task[size]/method vs baseline/...``)."""
+        return self._label(
+            [problem_label(self.task, self.size), f"{method or '+'.join(self.methods)} vs {self.baseline}"],
+            [],
+        )
+
+    def methods_used(self) -> tuple[str, ...]:
+        return (*self.methods, self.baseline)
+
+    def case_of(self, method: str) -> Case:
+        """The gradient case of one of its methods (same problem, same solve)."""
+        shared = {f.name: getattr(self, f.name) for f in fields(Case) if hasattr(self, f.name)}
+        return Case(**{**shared, "method": method})
+
+
+def case_of_row(row: dict[str, Any]) -> RatioCase:
+    """The case of a row of a ratio frame (`frame_rows`: ``methods`` joined by ``+``)."""
+    values = {f.name: row.get(f.name) for f in fields(RatioCase)}
+    values["methods"] = tuple(str(values["methods"] or "").split("+"))
+    return RatioCase(**{k: v for k, v in values.items() if v is not None})
+
+
+def resolve(case: RatioCase, *, atol_ratio: float = ATOL_RATIO) -> RatioCase:
+    """`case` with size and tolerances or step made explicit, as a gradient case resolves."""
+    done = resolve_case(case.case_of(case.baseline), atol_ratio=atol_ratio)
+    keep = ("size", "rtol", "atol", "step_size", "max_steps")
+    return replace(case, **{name: getattr(done, name) for name in keep})
+
+
+@dataclass(frozen=True)
+class RatioRecord(RecordBase):
+    """Per method: the median over rounds of its time over the baseline's, with quartiles."""
+
+    case: RatioCase
+    case_id: str
+    status: str
+    error: str | None = None
+    ratios: dict[str, float] = field(default_factory=dict)
+    ratios_q25: dict[str, float] = field(default_factory=dict)
+    ratios_q75: dict[str, float] = field(default_factory=dict)
+    baseline_time_s: float | None = None
+    wall_time_s: float | None = None
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    CASE_TYPE = RatioCase
+    LINE = "ratio"
+
+
+#: The record fields that hold one value per method, spread over a frame's rows.
+PER_METHOD = ("ratios", "ratios_q25", "ratios_q75")
+#: A ratio frame's columns: the case's and record's fields, then one method's ratio and quartiles.
+FRAME_COLUMNS = (
+    *(f.name for f in fields(RatioCase)),
+    *(f.name for f in fields(RatioRecord) if f.name != "case" and f.name not in PER_METHOD),
+    "method",
+    "ratio",
+    "ratio_q25",
+    "ratio_q75",
+)
+
+
+def frame_rows(line: dict[str, Any]) -> list[dict[str, Any]]:
+    """One frame row per timed method of a ratio line (``methods`` joined by ``+``); a failed case
+    (no ratios) still gives a row per method of its case, so a comparison meets it on its key."""
+    row = {k: v for k, v in line.items() if k not in PER_METHOD}
+    names = list(line.get("ratios") or {}) or list(line.get("methods") or ())
+    row["methods"] = "+".join(line.get("methods") or ())
+    return [
+        {
+            **row,
+            "method": method,
+            "ratio": (line.get("ratios") or {}).get(method),
+            "ratio_q25": (line.get("ratios_q25") or {}).get(method),
+            "ratio_q75": (line.get("ratios_q75") or {}).get(method),
+        }
+        for method in names
+    ]
+
+
+def run_ratios(case: RatioCase, *, cache_dir=None) -> RatioRecord:
+    """Time the case's methods against its baseline; never raises for a failing case (a method
+    that fails makes the case a failure, with its status)."""
+    return run_job(case, RatioRecord, resolve, _time)
+
+
+def _time(case: RatioCase, measured: dict[str, Any]) -> None:
+    names = dict.fromkeys((case.baseline, *case.methods))
+    first = build_case(case.case_of(case.baseline))
+    built = {m: build_case(case.case_of(m), first.problem) for m in names}
+
+    def run(b):
+        def forward_backward():
+            y0 = b.problem.y0.detach().clone().requires_grad_(True)
+            loss = b.problem.loss(b.solve(b.problem.func, y0))
+            torch.autograd.grad(loss, [y0, *b.problem.func.parameters()], allow_unused=True)
+
+        return forward_backward
+
+    stats, base = interleaved_ratios(
+        {m: run(b) for m, b in built.items()},
+        case.baseline,
+        rounds=case.rounds,
+        sync=synchronizer(case.device),
+    )
+    others = {m: s for m, s in stats.items() if m != case.baseline}
+    measured.update(
+        ratios={m: s.median for m, s in others.items()},
+        ratios_q25={m: s.q25 for m, s in others.items()},
+        ratios_q75={m: s.q75 for m, s in others.items()},
+        baseline_time_s=base,
+    )
+
+
+__all__ = ["ROUNDS", "RatioCase", "RatioRecord", "resolve", "run_ratios"]
