@@ -234,8 +234,8 @@ _WARNINGS_NOTE = "Each distinct warning, how many cases raised it, and the first
 _TRAINING_FINDINGS_NOTE = (
     "Each training claim of a study's paper, on this run's finished training runs; the study's "
     "deviations from the published setup are listed beside the verdict. Training times come "
-    "from separate processes (up to 1.7x apart on this machine class for the same work), so a "
-    "time part needs all its seed pairs on one side to hold. " + _VERDICT_RULE
+    "from separate processes (up to 1.7x apart on this machine class for the same work): a time "
+    "part holds only when its interval over seed pairs clears that noise. " + _VERDICT_RULE
 )
 _FINAL_NOTE = (
     "One row per group (study · solver · setting · dtype · device · budget) and method: "

@@ -182,7 +182,7 @@ class OscillatorsSONODE(DampedOscillators):
                 "dtypes": ("float32",),
             },
             seeds=10,
-            scope="with these deviations",
+            scope="on this setup",
         ),
     )
 

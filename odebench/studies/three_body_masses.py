@@ -117,7 +117,7 @@ class ThreeBodyMasses(Study):
                 "methods": ("naive", "adjoint", "aca"),
                 "dtypes": ("float32",),
             },
-            scope="with these deviations",
+            scope="on this setup",
         ),
     )
 
