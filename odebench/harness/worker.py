@@ -31,6 +31,7 @@ it. The template never touches the GPU itself, so each forked child initialises 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import faulthandler
 import json
@@ -60,6 +61,15 @@ STARTUP_TIMEOUT_S = 300.0
 TEMPLATE_GRACE_S = 30.0
 _PR_SET_PDEATHSIG = 1
 FORK_PER_CASE = sys.platform.startswith("linux") and hasattr(os, "fork")
+#: How the template starts: the module run by name with the working directory (and any empty
+#: entry) off ``sys.path``, where ``python -m`` would put it first, so that a ``json.py`` in the
+#: folder `odebench run` is typed in is never imported in place of the standard library's.
+_BOOT = (
+    "import sys; sys.path[:] = [p for p in sys.path if p not in ('', '.')]; import runpy; "
+    "runpy.run_module('odebench.harness.worker', run_name='__main__', alter_sys=True)"
+)
+#: How often the template looks whether a case's child has ended while it waits for its answer.
+_POLL_S = 0.05
 
 
 #: This machine's name, recorded with every record it measures.
@@ -79,7 +89,7 @@ class Worker:
         self._buffer = b""
 
     def _start(self) -> None:
-        command = [sys.executable, "-m", "odebench.harness.worker", "--threads", str(self.threads)]
+        command = [sys.executable, "-c", _BOOT, "--threads", str(self.threads)]
         for plugin in self.plugins:
             command += ["--plugin", plugin]
         if self.cache_dir:
@@ -247,17 +257,25 @@ def _write(fd: int, answer: dict) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _run_forked(kind: JobKind, case, timeout: float | None, cache_dir: str | None) -> dict:
+def _run_forked(kind: JobKind, case, timeout: float | None, cache_dir: str | None, protocol: int) -> dict:
     """Run `case` in a forked child; the answer object of the protocol.
 
     The child writes each progress point as a line, then its record; the template collects the
-    points, so a child killed by the timeout (or dying) still leaves its partial curve.
+    points, so a child killed by the timeout (or dying) still leaves its partial curve. The child
+    leads a process group of its own, which dies with it whatever it started; it keeps none of
+    the template's channels (the requests on stdin, the answers on `protocol`); and its end is
+    its exit status, not the end of its pipe, which a process it started may still hold.
     """
     started = time.perf_counter()
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: run the case, write its record, leave without cleanup
+        os.setpgid(0, 0)
         os.close(read_end)
+        os.close(protocol)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
         _die_with_parent()
         if timeout is not None:  # where a case hangs is worth knowing: print its stack first
             faulthandler.dump_traceback_later(max(0.5, timeout - TRACE_LEAD_S), exit=False)
@@ -268,28 +286,55 @@ def _run_forked(kind: JobKind, case, timeout: float | None, cache_dir: str | Non
             os._exit(0)
     os.close(write_end)
     deadline = None if timeout is None else time.monotonic() + timeout
-    buffer, partial, answer = b"", [], None
+    buffer, partial, answer, status = b"", [], None, None
     while answer is None:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        line, buffer = _read_line(read_end, buffer, remaining)
-        if line is None:
-            os.kill(pid, signal.SIGKILL)
-            answer = {"timeout": timeout}
+        line, buffer = _read_line(
+            read_end, buffer, min(_POLL_S, remaining) if remaining is not None else _POLL_S
+        )
+        if line is None:  # nothing yet: has the child ended (a process it started may hold the pipe)?
+            if status is None:
+                done, code = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = code
+                    _kill_group(pid)  # what it left running dies, and with it the pipe ends
+            if remaining == 0.0:
+                _kill_group(pid)
+                answer = {"timeout": timeout}
         elif line == b"":
             answer = {"died": None}
         else:
-            message = json.loads(line)
+            message = _parse(line)
+            if message is None:
+                continue  # not a protocol line: written by something else the case ran
             if "point" in message:
                 partial.append(message["point"])
             else:
                 answer = message
+    _kill_group(pid)  # whatever the case started dies with it
     os.close(read_end)
-    _, status = os.waitpid(pid, 0)
+    if status is None:
+        _, status = os.waitpid(pid, 0)
     if "died" in answer:
         answer["died"] = _how(os.waitstatus_to_exitcode(status))
     if "record" not in answer:
         answer.update(wall_time_s=time.perf_counter() - started, partial=partial)
     return answer
+
+
+def _parse(line: bytes) -> dict | None:
+    """A protocol line's object, or None for a line that is not one."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return None
+    return message if isinstance(message, dict) and ({"point", "record"} & set(message)) else None
+
+
+def _kill_group(pid: int) -> None:
+    """Kill the process group a case's child leads (the child and whatever it started)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _die_with_parent() -> None:
@@ -363,7 +408,7 @@ def _serve(argv: Sequence[str] | None = None) -> None:
         kind = KINDS[request["kind"]]
         case = kind.case(request["case"])
         if fork:
-            answer = _run_forked(kind, case, request["timeout"], args.cache_dir)
+            answer = _run_forked(kind, case, request["timeout"], args.cache_dir, protocol.fileno())
         else:
             answer = {"record": kind.run(case, cache_dir=args.cache_dir).to_dict()}
         protocol.write(json.dumps(answer, default=str) + "\n")

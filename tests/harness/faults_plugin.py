@@ -2,14 +2,18 @@
 
 Each fault is one that a real sweep meets: a field whose gradient is infinite, one that blows up (step
 budget), a method that raises, one whose solution is NaN, one that hangs, one that exits, one that
-is killed, a segfault, and a slow but healthy method (to interrupt a sweep mid-way). Two serve the
-Dask tests only: ``fault_kill_worker`` kills the process that started its worker's template (a Dask
+is killed, a segfault, and a slow but healthy method (to interrupt a sweep mid-way). Two defy the
+worker's isolation: ``fault_orphan`` forks a process that sleeps on (holding the case's pipe, its
+pid written to ``$ODEBENCH_FAULT_TRACE``) and exits with code 5; ``fault_scribble`` writes a line
+on every descriptor it inherited, then solves. Two serve the Dask tests only:
+``fault_kill_worker`` kills the process that started its worker's template (a Dask
 worker; run by a local executor it would kill the sweep itself), and ``fault_trace`` appends the
 interval it ran in to the file named by ``$ODEBENCH_FAULT_TRACE``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -82,6 +86,18 @@ class _FaultMethod(GradientMethod):
         if self.kind == "kill_worker":
             with open(f"/proc/{os.getppid()}/stat") as stat:  # the template's parent
                 os.kill(int(stat.read().rsplit(")", 1)[1].split()[1]), signal.SIGKILL)
+        if self.kind == "orphan":
+            child = os.fork()
+            if child == 0:
+                time.sleep(300)
+                os._exit(0)
+            with open(os.environ["ODEBENCH_FAULT_TRACE"], "w") as trace:
+                trace.write(str(child))
+            os._exit(5)
+        if self.kind == "scribble":
+            for fd in range(3, 256):
+                with contextlib.suppress(OSError):
+                    os.write(fd, b'{"not": "the protocol"}\nnoise\n')
         if self.kind == "slow":
             time.sleep(0.3)
         if self.kind == "trace":
@@ -98,6 +114,8 @@ class _FaultMethod(GradientMethod):
 for kind in ("nan", "explode"):
     if f"fault_{kind}" not in tasks.registry:
         tasks.register(f"fault_{kind}", _FaultTask(kind))
-for kind in ("raise", "nan", "hang", "exit", "kill", "segfault", "slow", "kill_worker", "trace"):
+for kind in (
+    "raise", "nan", "hang", "exit", "kill", "segfault", "slow", "kill_worker", "trace", "orphan", "scribble"
+):  # fmt: skip
     if f"fault_{kind}" not in methods.registry:
         methods.register(f"fault_{kind}", _FaultMethod(kind))
