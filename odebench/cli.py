@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import shlex
 import sys
 import tempfile
@@ -17,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from odebench.errors import InvalidInputError, OdebenchError
+from odebench.jobs.base import STATUSES
 from odebench.policy import Policy
 
 
@@ -162,6 +164,13 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
     parser.add_argument("--out", help="results file (JSONL); default results/<suite>-<time>.jsonl")
     parser.add_argument("--resume", action="store_true", help="append to --out, skipping recorded cases")
+    parser.add_argument(
+        "--retry-failed",
+        nargs="*",
+        choices=[s for s in STATUSES if s != "ok"],
+        metavar="STATUS",
+        help="with --resume: run again the recorded cases with these statuses (default: timeout crashed)",
+    )
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
     parser.add_argument("--in-process", action="store_true", help="no worker subprocess (debugging)")
     parser.add_argument(
@@ -198,8 +207,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OdebenchError as exc:
         print(f"odebench: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # an unwritable or unreadable path
-        print(f"odebench: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+    except OSError as exc:  # an unwritable or unreadable path, a full disk
+        message = f"odebench: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+        if args.command in ("run", "train") and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            message += (
+                f"; what was recorded is kept: free the space, then rerun with --resume --out {exc.filename}"
+            )
+        print(message, file=sys.stderr)
         return 2
 
 
@@ -345,6 +359,7 @@ def _run(args, command: str) -> int:
             metadata=metadata,
             shard_of=args.shard,
             resume=args.resume,
+            retry=_retried(args),
             timeout=args.timeout,
             progress=not args.no_progress,
         )
@@ -358,6 +373,14 @@ def _run(args, command: str) -> int:
         print(f"interrupted: rerun with --resume --out {out} to continue", file=sys.stderr)
         return 130
     return 0
+
+
+def _retried(args) -> tuple[str, ...]:
+    """The statuses ``--retry-failed`` names (given alone: a timeout and a crash, the failures a
+    loaded machine causes)."""
+    if args.retry_failed is None:
+        return ()
+    return tuple(args.retry_failed) or ("timeout", "crashed")
 
 
 def _selection_given(args):
@@ -421,10 +444,18 @@ def _compare(args) -> int:
     comparison = compare(load(args.base), load(args.new), policy, **ratios)
     markdown = render_comparison(comparison)
     print(markdown)
+    verdict = 1 if comparison.regressed else 0
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(markdown)
-    return 1 if comparison.regressed else 0
+        try:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(markdown)
+        except OSError as exc:  # the verdict above stands: a regression still exits 1
+            print(
+                f"odebench: error: {exc.strerror or exc}: {args.out} (the comparison was not saved)",
+                file=sys.stderr,
+            )
+            return verdict or 2
+    return verdict
 
 
 if __name__ == "__main__":

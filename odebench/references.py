@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from odebench import methods, tasks
-from odebench.errors import InvalidInputError, UnsupportedError
+from odebench.errors import InvalidInputError, UnsupportedError, describe
 from odebench.tasks.base import Problem
 
 #: Bumped whenever the stored format or the way references are computed changes.
@@ -152,6 +152,8 @@ def reference_gradient(
         cached = _load(path, key)
         if cached is not None:
             return cached
+    if use_cache and str(path) in _UNSTORED:
+        return _UNSTORED[str(path)]
     start = time.perf_counter()
     if settings["kind"] == "analytic":
         grad_y0, grad_params, error = _analytic(problem)
@@ -170,8 +172,21 @@ def reference_gradient(
         compute_time_s=time.perf_counter() - start,
     )
     if use_cache:
-        _store(path, reference)
+        try:
+            _store(path, reference)
+        except OSError as exc:  # a full or read-only cache fails no case: the reference is kept here
+            _UNSTORED[str(path)] = reference
+            warnings.warn(
+                f"reference {path.name} not cached ({exc.strerror or describe(exc)}: {path.parent}); "
+                "kept in memory for this process",
+                ReferenceCacheWarning,
+                stacklevel=2,
+            )
     return reference
+
+
+#: References this process computed but could not store (a full or read-only cache directory).
+_UNSTORED: dict[str, Reference] = {}
 
 
 def _settings(task: tasks.Task, size: int, problem: Problem, kind: str | None = None) -> dict[str, Any]:

@@ -56,7 +56,7 @@ import os
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,12 +122,21 @@ class ResultsWriter:
         resume: continue an existing file: repair a torn last line, append a new header, and
             expose the case ids already recorded in `done_ids`. Without it an existing
             non-empty file is refused, so results are never overwritten.
+        retry: with `resume`, statuses whose cases count as not done (a timeout or a crash that a
+            loaded machine caused): their cases run again, and the new record replaces the old
+            one when the file is read; the header names them (``retried_statuses``).
 
     Use as a context manager; ``write(record)`` appends one record. The file is locked
     against a second writer for as long as the writer is open.
     """
 
-    def __init__(self, path: PathLike, metadata: Mapping[str, Any] | None = None, resume: bool = False):
+    def __init__(
+        self,
+        path: PathLike,
+        metadata: Mapping[str, Any] | None = None,
+        resume: bool = False,
+        retry: Sequence[str] = (),
+    ):
         self.path = Path(path)
         if self.path.is_dir():
             raise InvalidInputError(f"results path {self.path} is a directory; give a file path")
@@ -156,9 +165,13 @@ class ResultsWriter:
                 data = data[: scan.end]
             if data and not data.endswith(b"\n"):
                 self._append(b"\n")
-            self.done_ids: set[str] = {row["case_id"] for rows in scan.entries.values() for row, _, _ in rows}
+            last = {row["case_id"]: row.get("status") for rows in scan.entries.values() for row, _, _ in rows}
+            self.done_ids: set[str] = {case_id for case_id, status in last.items() if status not in retry}
+            self._retried = set(last) - self.done_ids
             used_run_ids = {h.get("run_id") for h in scan.headers}
             meta = dict(metadata) if metadata is not None else _collect_metadata()
+            if retry:
+                meta["retried_statuses"] = list(retry)
             if not meta.get("run_id") or meta["run_id"] in used_run_ids:
                 meta["run_id"] = uuid.uuid4().hex
             self.metadata: dict[str, Any] = meta
@@ -178,7 +191,7 @@ class ResultsWriter:
             raise ValueError(f"ResultsWriter for {self.path} is closed")
         if getattr(record, "LINE", None) not in LINE_TYPES:
             raise TypeError(f"expected a Record or a TrainingRecord, got {type(record).__name__}")
-        if record.case_id in self.done_ids:
+        if record.case_id in self.done_ids and record.case_id not in self._retried:
             warnings.warn(
                 f"{self.path}: case {record.case_id} ({record.case.label()}) is already recorded; "
                 "the later record replaces it when the file is read",
@@ -202,10 +215,13 @@ class ResultsWriter:
 
     def _append(self, line: bytes) -> None:
         view = memoryview(line)
-        while view:
-            written = self._file.write(view)
-            view = view[written:]
-        os.fsync(self._file.fileno())
+        try:
+            while view:
+                written = self._file.write(view)
+                view = view[written:]
+            os.fsync(self._file.fileno())
+        except OSError as exc:  # a full disk: name the file (the OS does not)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
 
     def _lock(self) -> None:
         if fcntl is None:  # pragma: no cover

@@ -213,3 +213,48 @@ def test_run_prints_the_executor_and_a_shard_before_starting(capsys, tmp_path):
     )
     assert code == 0
     assert "1 cases (shard 2/2 of 2)" in out and "executor: local, 1 worker\n" in out
+
+
+def test_compare_keeps_a_regressions_exit_code_when_its_out_cannot_be_written(
+    synthetic_results, tmp_path, capsys
+):
+    from odebench.jobs.gradient import Case, Record
+    from odebench.results import ResultsWriter
+
+    worse = tmp_path / "worse.jsonl"
+    with ResultsWriter(worse, metadata={"run_id": "w"}) as writer:
+        for method in ("naive", "aca"):
+            case = Case(task="linear", method=method, size=2, rtol=1e-4, atol=1e-6)
+            writer.write(Record(case, case.case_id, "ok", grad_rel_error=2e-4, time_forward_s=0.1))
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    code, out, err = run_cli(
+        capsys, "compare", str(synthetic_results), str(worse), "--out", str(blocked / "c.md")
+    )
+    assert code == 1 and "REGRESSED" in out
+    assert err.startswith("odebench: error:") and "the comparison was not saved" in err
+
+
+def test_a_full_disk_names_the_results_file_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    import errno
+    import os as os_module
+
+    from odebench import results
+
+    out = tmp_path / "r.jsonl"
+    calls = []
+
+    def full(fd):
+        calls.append(fd)
+        if len(calls) > 1:  # the header fits, the first record does not
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(results.os, "fsync", full)
+    code, _, err = run_cli(
+        capsys, "run", "--task", "linear", "--method", "naive", "--size", "2", "--in-process",
+        "--repeats", "1", "--no-progress", "--out", str(out),
+    )  # fmt: skip
+    monkeypatch.setattr(results.os, "fsync", os_module.fsync)
+    assert code == 2
+    assert f"No space left on device: {out}; what was recorded is kept" in err
+    assert f"rerun with --resume --out {out}" in err

@@ -177,3 +177,22 @@ def test_flatten_order_and_bad_kinds():
         reference_gradient("spiral", 1, 0, kind="analytic", use_cache=False)
     with pytest.raises(InvalidInputError, match="valid: analytic, dopri8"):
         references.reference_settings("linear", kind="rk4")
+
+
+def test_a_cache_that_cannot_be_written_fails_no_case(tmp_path):
+    """A full or read-only cache directory: the case is scored, the reference kept in memory, one
+    warning in the record (the cache's parent here is a file, so nothing can be created)."""
+    from odebench.jobs.gradient import run_case
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    record = run_case(
+        Case(task="linear", method="aca", size=2, rtol=1e-5, repeats=1), cache_dir=blocked / "refs"
+    )
+    assert record.status == "ok", record.error
+    assert record.grad_rel_error is not None
+    assert any("ReferenceCacheWarning" in w and "kept in memory" in w for w in record.warnings)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = reference_gradient("linear", 2, cache_dir=blocked / "refs")
+    assert not caught and again.kind == "analytic"

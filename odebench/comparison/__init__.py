@@ -208,9 +208,15 @@ def _diff(cid: str, b: pd.Series, n: pd.Series, policy: Policy):
     judged += TIMES if policy.time_factor else ()
     for metric in judged:
         bv, nv = plain(b.get(metric)), plain(n.get(metric))
+        if metric not in (RATIO, *TIMES):
+            if _finite(bv) and not _finite(nv):  # a measurement lost, or become NaN or infinite
+                yield "regression", delta(metric, bv, nv)
+                continue
+            if not _finite(bv):  # nothing to judge against: said, never a free pass
+                if bv != nv:
+                    yield "change", delta(metric, bv, nv)
+                continue
         if bv is None or nv is None:
-            if (bv is None) != (nv is None) and metric not in (RATIO, *TIMES):
-                yield "change", delta(metric, bv, nv)
             continue
         worse, better = _judge(metric, bv, nv, b, n, policy)
         if worse or better:
@@ -235,6 +241,10 @@ def _judge(metric: str, bv: float, nv: float, b: pd.Series, n: pd.Series, policy
         return moved and nv > bv * policy.memory_factor, moved and nv < bv / policy.memory_factor
     factor = policy.ratio_factor if metric == RATIO else policy.time_factor
     return nv > bv * factor, nv < bv / factor
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def _status(row: pd.Series) -> str:

@@ -42,6 +42,7 @@ def run_sweep(
     metadata: dict[str, Any],
     executor: Executor | None = None,
     resume: bool = False,
+    retry: Sequence[str] = (),
     timeout: float | None = 300.0,
     progress: bool = True,
     on_record: Callable[[RecordBase], None] | None = None,
@@ -53,7 +54,8 @@ def run_sweep(
     completes, with the host that measured it and the executor's name, under a header that adds
     the executor's description to `metadata`. Ctrl-C stops after the records already written
     (each is fsynced as it is written), and a later run with ``resume=True`` skips exactly those,
-    whatever executor wrote them. Cases are resolved first (their kind's `resolve`), so a case
+    whatever executor wrote them, except the cases whose status is in `retry`, which run again.
+    Cases are resolved first (their kind's `resolve`), so a case
     given with its defaults left open is recognised as the resolved case it was recorded as.
     """
     executor = executor or Local()
@@ -61,7 +63,7 @@ def run_sweep(
     cases = [_resolved(case) for case in cases]
     result = SweepResult(path=Path(out))
     started = time.perf_counter()
-    with ResultsWriter(out, {**metadata, **executor.describe()}, resume=resume) as writer:
+    with ResultsWriter(out, {**metadata, **executor.describe()}, resume=resume, retry=retry) as writer:
         todo = [c for c in cases if c.case_id not in writer.done_ids]
         result.skipped = len(cases) - len(todo)
         bar = _progress_bar(len(todo), progress)
@@ -95,22 +97,33 @@ def run_plan(
     metadata: dict[str, Any],
     shard_of: tuple[int, int] | None = None,
     resume: bool = False,
+    retry: Sequence[str] = (),
     timeout: float | None = 300.0,
     progress: bool = True,
 ) -> SweepResult:
     """The one orchestrator of `odebench run`, `odebench train` and `compare_methods`: a plan's
     cases (`odebench.suites.Expansion`, refused in one line when none can run), the `shard_of`
-    them asked for, run by `executor` into `out` (`run_sweep`)."""
+    them asked for, run by `executor` into `out` (`run_sweep`; `retry` with `resume` runs again
+    the recorded cases whose status it names)."""
     from odebench.errors import InvalidInputError
 
     if timeout is not None and not timeout > 0:
         raise InvalidInputError(f"--timeout must be positive, got {timeout:g}")
+    if retry and not resume:
+        raise InvalidInputError("--retry-failed continues a results file: give --resume --out FILE too")
     cases = expansion.runnable()
     if shard_of is not None:
         cases = shard(cases, *shard_of)
         metadata = {**metadata, "shard": "/".join(map(str, shard_of))}
     return run_sweep(
-        cases, out, metadata=metadata, executor=executor, resume=resume, timeout=timeout, progress=progress
+        cases,
+        out,
+        metadata=metadata,
+        executor=executor,
+        resume=resume,
+        retry=retry,
+        timeout=timeout,
+        progress=progress,
     )
 
 

@@ -100,6 +100,24 @@ def test_gradient_error_changes_beyond_tight_tolerance(base):
     assert [d.metric for d in compare(base, new).regressions] == ["grad_rel_error"]
 
 
+@pytest.mark.parametrize("metric", ["grad_rel_error", "peak_memory_bytes", "nfe_backward"])
+@pytest.mark.parametrize("lost", [float("nan"), None, float("inf")])
+def test_a_measurement_that_disappears_or_becomes_non_finite_regresses(base, metric, lost):
+    new = base.copy()
+    new[metric] = new[metric].astype(float)
+    new.loc[_row(new, "aca"), metric] = lost
+    result = compare(base, new)
+    assert result.regressed and [d.metric for d in result.regressions] == [metric]
+
+
+def test_an_infinite_base_is_reported_not_a_free_pass(base):
+    base = base.copy()
+    base.loc[_row(base, "aca"), "grad_rel_error"] = float("inf")
+    result = compare(base, base.assign(grad_rel_error=base["grad_rel_error"].replace(float("inf"), 1e-3)))
+    assert not result.regressed
+    assert [(d.metric, d.base, d.new) for d in result.changes] == [("grad_rel_error", float("inf"), 1e-3)]
+
+
 def test_round_off_errors_move_freely_below_the_absolute_floor(base):
     base = base.assign(grad_rel_error_discrete=2e-16)
     new = base.assign(grad_rel_error_discrete=6e-16)

@@ -77,6 +77,26 @@ def test_resume_skips_recorded_cases(faulty_sweep, tmp_path):
     assert frame.case_id.is_unique and len(frame) == len(EXPECTED) + 1
 
 
+def test_retry_failed_runs_again_the_cases_a_loaded_machine_failed(tmp_path):
+    """A timeout and a crash are recorded; resuming with them retried runs those two again (with a
+    generous timeout, the hang still times out; the exit still crashes) and nothing else, and the
+    header says what was retried."""
+    from odebench.results import read_metadata
+
+    out = tmp_path / "r.jsonl"
+    cases = [case(), case(method="fault_hang"), case(method="fault_exit")]
+    executor = Local(plugins=[PLUGIN], cache_dir=str(tmp_path))
+    run_sweep(cases, out, metadata=collect_metadata(), executor=executor, timeout=2, progress=False)
+    again = run_sweep(
+        cases, out, metadata=collect_metadata(), executor=executor, timeout=2, progress=False,
+        resume=True, retry=("timeout", "crashed"),
+    )  # fmt: skip
+    assert again.skipped == 1 and sorted(r.case.method for r in again.records) == ["fault_exit", "fault_hang"]
+    assert read_metadata(out)[-1]["retried_statuses"] == ["timeout", "crashed"]
+    frame = load(out)
+    assert frame.case_id.is_unique and len(frame) == 3
+
+
 @pytest.mark.parametrize(
     "executor",
     [
