@@ -40,7 +40,7 @@ format: setup
 # Benchmarking (docs/benchmarking.md). The CI gate is the `gate` suite compared with the committed
 # baseline results file by `odebench compare` (the same engine and policy); `make baseline`
 # re-measures that file after an intended change (commit it with the change).
-.PHONY: gate baseline perf asv-smoke
+.PHONY: gate baseline perf asv-smoke scale-reports
 # One name for the whole recipe (`?=` would re-run mktemp at each use).
 ifndef GATE_RUN
 GATE_RUN := $(shell mktemp -u /tmp/odebench-gate-XXXXXX).jsonl
@@ -55,6 +55,10 @@ baseline: setup
 
 perf: setup
 	$(PY) -m pytest -m perf tests/perf --benchmark-only
+
+# How report and compare scale: a generated 31k-record file (benchmarks/scale_reports.py).
+scale-reports: setup
+	$(PY) -m benchmarks.scale_reports
 
 asv-smoke: setup
 	$(VENV)/bin/asv machine --yes

@@ -191,6 +191,7 @@ class ResultsWriter:
             raise ValueError(f"ResultsWriter for {self.path} is closed")
         if getattr(record, "LINE", None) not in LINE_TYPES:
             raise TypeError(f"expected a Record or a TrainingRecord, got {type(record).__name__}")
+        record.validate()
         if record.case_id in self.done_ids and record.case_id not in self._retried:
             warnings.warn(
                 f"{self.path}: case {record.case_id} ({record.case.label()}) is already recorded; "
@@ -316,7 +317,11 @@ def _scan(data: bytes, path: Path, warn: bool = True) -> _Scan:
         kind = obj.get("type")
         if kind == "header":
             schema = obj.get("schema")
-            if not isinstance(schema, int) or schema > SCHEMA_VERSION:
+            if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+                raise InvalidInputError(
+                    f"{path}:{lineno}: results schema {schema!r} is not a version (1 and up)"
+                )
+            if schema > SCHEMA_VERSION:
                 raise InvalidInputError(
                     f"{path}:{lineno}: results schema {schema!r} is not readable by this odebench "
                     f"(reads up to {SCHEMA_VERSION}); upgrade odebench"
@@ -331,13 +336,27 @@ def _scan(data: bytes, path: Path, warn: bool = True) -> _Scan:
             if not isinstance(obj.get("case_id"), str):
                 raise InvalidInputError(f"{path}:{lineno}: record without a case_id")
             row = {k: v for k, v in obj.items() if k != "type"}
+            _check_line(kind, row, path, lineno)
             entries[kind].append((row, by_run_id.get(row.get("run_id"), headers[-1]), lineno))
     return _Scan(headers, entries, torn, end)
+
+
+def _check_line(line_type: str, row: dict[str, Any], path: Path, lineno: int) -> None:
+    """The one schema (`odebench.jobs.base.RecordBase.validate`) of a record line, or a one-line
+    refusal with its line number."""
+    from odebench.jobs import BY_LINE
+
+    try:
+        BY_LINE[line_type].record(row)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{path}:{lineno}: not a valid {line_type} line: {exc}") from None
 
 
 def _parse_line(raw: bytes) -> tuple[dict[str, Any], None] | tuple[None, str]:
     try:
         obj = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        return None, "not valid JSON: nested too deeply"
     except (UnicodeDecodeError, ValueError) as exc:
         return None, f"not valid JSON: {exc}"
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
@@ -346,13 +365,24 @@ def _parse_line(raw: bytes) -> tuple[dict[str, Any], None] | tuple[None, str]:
 
 
 def _read(path: Path, warn: bool = True) -> _Scan:
+    """The parsed, validated and deduplicated file; the readers of one report or comparison
+    (records, training runs, curves, ratios) share one reading of an unchanged file."""
     if not path.exists():
         raise InvalidInputError(f"no results file at {path}")
     if path.is_dir():
         raise InvalidInputError(f"{path} is a directory, not a results file")
-    scan = _scan(path.read_bytes(), path, warn=warn)
-    _dedupe(scan, path, warn=warn)
-    return scan
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _SCANS:
+        scan = _scan(path.read_bytes(), path, warn=warn)
+        _dedupe(scan, path, warn=warn)
+        if len(_SCANS) >= 4:  # the files of one report or comparison
+            _SCANS.pop(next(iter(_SCANS)))
+        _SCANS[key] = scan
+    return _SCANS[key]
+
+
+_SCANS: dict[tuple, _Scan] = {}
 
 
 def _dedupe(scan: _Scan, path: Path, warn: bool) -> None:

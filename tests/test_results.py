@@ -397,3 +397,41 @@ def test_merge_never_overwrites(tmp_path: Path) -> None:
         merge([a], a)
     with pytest.raises(InvalidInputError, match="given twice"):
         merge([a, a], tmp_path / "all.jsonl")
+
+
+def _valid_line(**changes: object) -> str:
+    row = {"type": "record", "run_id": "run-a", **ok_record(0).to_dict()}
+    row.update(changes)
+    return json.dumps(row)
+
+
+CRAFTED = [
+    ('{"type": "header", "schema": 0, "metadata": {}}', "results schema 0 is not a version"),
+    ('{"type": "header", "schema": -7, "metadata": {}}', "results schema -7 is not a version"),
+    ('{"type": "header", "schema": true, "metadata": {}}', "results schema True is not a version"),
+    ('{"type": "record", "case_id": "zzz", "status": "ok"}', "not a valid record line: "),
+    (_valid_line(status="great"), "unknown status 'great'"),
+    (_valid_line(grad_rel_error=-1e-3), "grad_rel_error is -0.001, below 0"),
+    (_valid_line(peak_memory_bytes=-5), "peak_memory_bytes is -5, below 0"),
+    (_valid_line(case_id="0123456789abcdef"), "case_id '0123456789abcdef' is not its fields'"),
+    (_valid_line(nfe_forward=1e999), "nfe_forward is inf, not int | None"),
+    (_valid_line(nfe_forward=10**30), "nfe_forward is 1000000000000000000000000000000, not int | None"),
+    (_valid_line(task=7), "task is 7, not str"),
+    (
+        '{"type": "record", "case_id": "x", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        "nested too deeply",
+    ),
+]
+
+
+@pytest.mark.parametrize("line, fragment", CRAFTED, ids=[f for _, f in CRAFTED])
+def test_a_line_outside_the_schema_is_refused_with_its_line_number(tmp_path: Path, line, fragment) -> None:
+    path = tmp_path / "r.jsonl"
+    header = json.dumps({"type": "header", "schema": SCHEMA_VERSION, "metadata": {"run_id": "run-a"}})
+    good = _valid_line()
+    path.write_text("\n".join([header, line, good]) + "\n")
+    for read in (load, lambda p: merge([p], tmp_path / "merged.jsonl")):
+        with pytest.raises(InvalidInputError) as refusal:
+            read(path)
+        assert str(refusal.value).startswith(f"{path}:2: ") and fragment in str(refusal.value)
+    assert not (tmp_path / "merged.jsonl").exists()

@@ -41,6 +41,14 @@ def render(c: Comparison) -> str:
             "memory and time ratios may differ for that reason alone.",
             "",
         ]
+    other_reference = [d for d in c.changes if d.metric == "reference_hash"]
+    if other_reference:
+        out += [
+            f"> {len(other_reference)} case(s) were scored against a different reference gradient in "
+            "the two runs (reference_hash, under other changes): their gradient errors are not "
+            "comparable. The content hash proves a cached reference intact, not right.",
+            "",
+        ]
     out += ["## Runs", "", markdown_table(runs.rename_axis("").reset_index()), ""]
     for title, deltas in (
         ("Regressions", c.regressions),

@@ -15,8 +15,10 @@ a status, time the whole job. Nothing downstream of a record solves.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import re
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -93,6 +95,8 @@ class CaseBase:
     KIND: ClassVar[str]
     #: Fields that are settings of the measurement, not part of its identity.
     SETTINGS: ClassVar[tuple[str, ...]] = ()
+    #: Fields that cannot be negative (`check_fields`).
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("rtol", "atol", "step_size", "max_steps")
     #: Whether the kind's name enters the id (gradient cases predate the other kinds: their ids,
     #: which committed baselines join on, have none).
     TAGGED_ID: ClassVar[bool] = True
@@ -190,6 +194,57 @@ class CaseBase:
         return self.unsupported()
 
 
+#: Integers fit the int64 columns a results frame reads them into.
+INT64 = 2**63
+
+
+def check_fields(obj: Any) -> None:
+    """Refuse (one line, `ValueError`) a field of a case or record whose value does not fit its
+    annotation (an ``int`` field holding a float, a string where a number belongs, an integer
+    beyond int64) or its range (the class's ``NON_NEGATIVE`` fields below 0)."""
+    for name, options, annotation, floored in _schema(type(obj)):
+        value = getattr(obj, name)
+        if not any(_fits(value, option) for option in options):
+            raise ValueError(f"{name} is {value!r}, not {annotation}")
+        if floored and _number(value) and value < 0:
+            raise ValueError(f"{name} is {value!r}, below 0")
+
+
+@functools.cache
+def _schema(cls: type) -> tuple[tuple[str, tuple[str, ...], str, bool], ...]:
+    """Per field of a case or record class (but ``case``): its name, the types its annotation
+    allows, the annotation, and whether it must not be negative."""
+    floor = getattr(cls, "NON_NEGATIVE", ())
+    out = []
+    for f in fields(cls):
+        if f.name != "case":
+            options = tuple(o.strip() for o in re.sub(r"\[.*\]", "", str(f.type)).split("|"))
+            out.append((f.name, options, str(f.type), f.name in floor))
+    return tuple(out)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    if annotation == "None":
+        return value is None
+    if annotation == "int":
+        return _number(value) and isinstance(value, int) and -INT64 <= value < INT64
+    if annotation == "float":
+        return _number(value) and (isinstance(value, float) or -INT64 <= value < INT64)
+    if annotation == "str":
+        return isinstance(value, str)
+    if annotation == "bool":
+        return isinstance(value, bool)
+    if annotation == "dict":
+        return isinstance(value, dict)
+    if annotation in ("list", "tuple"):
+        return isinstance(value, (list, tuple))
+    return True  # Any, and annotations this check does not read
+
+
 class RecordBase:
     """What every kind of record shares: a status from `STATUSES`, a flat dict of its case's
     fields then its own, and back.
@@ -201,10 +256,21 @@ class RecordBase:
 
     CASE_TYPE: ClassVar[type]
     LINE: ClassVar[str]
+    #: Measurements that cannot be negative (`check_fields`).
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("wall_time_s",)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"unknown status {self.status!r}; valid: {', '.join(STATUSES)}")
+
+    def validate(self) -> None:
+        """The one schema of a results line, for every kind: each field of the case and the
+        record of its annotated type and range, and the ``case_id`` the case's identity gives
+        (`ValueError` naming what is wrong)."""
+        check_fields(self.case)
+        check_fields(self)
+        if self.case_id != self.case.case_id:
+            raise ValueError(f"case_id {self.case_id!r} is not its fields' ({self.case.case_id})")
 
     def to_dict(self) -> dict[str, Any]:
         """Flat dict: the case's fields first, then the measurements."""
@@ -216,10 +282,14 @@ class RecordBase:
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]):
+        """The record of a flat dict (`to_dict`), validated (`validate`): `ValueError` or
+        `TypeError` for one that is not a valid record."""
         case_names = {f.name for f in fields(cls.CASE_TYPE)}
         case = cls.CASE_TYPE(**{k: v for k, v in row.items() if k in case_names})
         known = {f.name for f in fields(cls)} - {"case"}
-        return cls(case=case, **{k: v for k, v in row.items() if k in known})
+        record = cls(case=case, **{k: v for k, v in row.items() if k in known})
+        record.validate()
+        return record
 
     @classmethod
     def failed(cls, case, status: str, error: str, **measured: Any):

@@ -28,6 +28,7 @@ from odebench import methods, references, solvers, tasks
 from odebench.errors import InvalidInputError
 from odebench.jobs.base import (
     ATOL_RATIO,
+    COUNTS,
     MAX_STEPS,
     CaseBase,
     NonFiniteGradient,
@@ -62,6 +63,7 @@ class Case(CaseBase):
     KIND: ClassVar[str] = "gradient"
     SETTINGS: ClassVar[tuple[str, ...]] = ("repeats",)
     TAGGED_ID: ClassVar[bool] = False
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = (*CaseBase.NON_NEGATIVE, "size", "repeats")
 
     @classmethod
     def from_point(cls, point, grid, settings, repeats: int) -> Case:
@@ -140,6 +142,22 @@ class Record(RecordBase):
 
     CASE_TYPE = Case
     LINE = "record"
+    NON_NEGATIVE = (
+        *COUNTS,
+        "n_params",
+        "state_size",
+        "grad_rel_error",
+        "grad_rel_error_y0",
+        "grad_rel_error_params",
+        "grad_rel_error_discrete",
+        "reference_error",
+        "time_forward_s",
+        "time_forward_iqr_s",
+        "time_backward_s",
+        "time_backward_iqr_s",
+        "peak_memory_bytes",
+        "wall_time_s",
+    )
 
 
 CASE_FIELDS = tuple(f.name for f in fields(Case))

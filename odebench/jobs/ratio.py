@@ -41,6 +41,7 @@ class RatioCase(CaseBase):
 
     KIND: ClassVar[str] = "ratio"
     SETTINGS: ClassVar[tuple[str, ...]] = ("rounds",)
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = (*CaseBase.NON_NEGATIVE, "size", "rounds")
     ONE_CASE_PER_METHOD: ClassVar[bool] = False
 
     @classmethod
@@ -113,6 +114,7 @@ class RatioRecord(RecordBase):
 
     CASE_TYPE = RatioCase
     LINE = "ratio"
+    NON_NEGATIVE = ("baseline_time_s", "wall_time_s")
 
 
 #: The record fields that hold one value per method, spread over a frame's rows.

@@ -77,6 +77,12 @@ class TrainingCase(CaseBase):
 
     KIND: ClassVar[str] = "training"
     SETTINGS: ClassVar[tuple[str, ...]] = ("eval_every",)
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = (
+        *CaseBase.NON_NEGATIVE,
+        "iterations",
+        "max_seconds",
+        "eval_every",
+    )
     SUBJECTS: ClassVar[str] = "studies"
     DEFAULT_SOLVERS: ClassVar[tuple[str | None, ...]] = (None,)
 
@@ -197,6 +203,18 @@ class TrainingRecord(RecordBase):
 
     CASE_TYPE = TrainingCase
     LINE = "training"
+    NON_NEGATIVE = (
+        "iterations_done",
+        "parameter_error",
+        "train_time_s",
+        "time_to_target_s",
+        "iterations_to_target",
+        "nfe_forward_total",
+        "nfe_backward_total",
+        "grad_rel_error_median",
+        "n_params",
+        "wall_time_s",
+    )
 
     @classmethod
     def failed(cls, case: TrainingCase, status: str, error: str, **measured: Any) -> TrainingRecord:

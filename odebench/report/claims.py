@@ -72,10 +72,12 @@ class Interval:
 def median_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
     """The median of `values` and the narrowest order-statistic interval with coverage of at
     least `confidence` (the widest, their range, when there are too few values for that)."""
+    from scipy.stats import binom
+
     x = np.sort(np.asarray(values, dtype=float))
     n = len(x)
     # P(B <= j) for B ~ Binomial(n, 1/2): the interval [x_(j+1), x_(n-j)] misses with 2 P(B <= j).
-    tail = np.cumsum([math.comb(n, j) for j in range(n + 1)]) / 2.0**n
+    tail = binom.cdf(np.arange(n + 1), n, 0.5)
     j = 0
     while j + 1 < n - j - 1 and 2 * tail[j + 1] <= 1 - confidence:
         j += 1

@@ -33,8 +33,9 @@ _NUMERIC_CASE = tuple(f.name for f in fields(Case) if f.type in _NUMERIC_TYPES)
 MEASUREMENTS = tuple(f.name for f in fields(Record) if f.type in _NUMERIC_TYPES)
 #: What must match for two records to be the same problem solved the same way by two methods.
 CONTEXT_KEYS = tuple(k for k in IDENTITY_FIELDS if k != "method")
-#: What must match for two records to be on one accuracy-vs-cost curve.
-REGIME_KEYS = ("task", "size", "solver", "dtype", "device", "seed")
+#: What must match for two records to be on one accuracy-vs-cost curve. The seed is not among
+#: them: seeds are replicates of a regime, shown as medians with their count n.
+REGIME_KEYS = ("task", "size", "solver", "dtype", "device")
 
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
@@ -101,16 +102,13 @@ def same_run_ratios(df: pd.DataFrame, column: str = "time_total_s", over: str = 
 
 
 def regime_label(row: Mapping[str, Any]) -> str:
-    """``task[size] · solver · dtype · device`` (and ``seed=`` where it is not 0)."""
+    """``task[size] · solver · dtype · device``: its seeds are replicates, not regimes."""
     parts = [
         problem_label(row["task"], plain(row["size"])),
         str(row["solver"]),
         str(row["dtype"]),
         str(row["device"]),
     ]
-    seed = plain(row.get("seed"))
-    if seed not in (None, 0):
-        parts.append(f"seed={int(seed)}")
     return " · ".join(parts)
 
 

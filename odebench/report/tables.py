@@ -66,12 +66,20 @@ def failures_table(df: pd.DataFrame, max_chars: int = 200) -> pd.DataFrame:
 
 
 def warnings_table(df: pd.DataFrame, max_chars: int = 300) -> pd.DataFrame:
-    """Each distinct warning the cases raised, with how many cases and the first of them."""
+    """Each distinct warning the cases raised, with how many cases and the first of them; and a
+    case recorded more than once (several files or runs) against different reference gradients,
+    whose errors then are not comparable."""
     seen: dict[str, list[str]] = {}
     for label, warnings in zip(df["label"], df["warnings"]):
         if isinstance(warnings, list):
             for warning in warnings:
                 seen.setdefault(first_line(warning, max_chars), []).append(label)
+    if "reference_hash" in df.columns:
+        hashes = df.dropna(subset=["reference_hash"]).groupby("case_id")["reference_hash"].nunique()
+        for case_id in hashes[hashes > 1].index:
+            label = df.loc[df["case_id"] == case_id, "label"].iloc[0]
+            message = "the same case was scored against different reference gradients (reference_hash)"
+            seen.setdefault(message, []).append(label)
     rows = [(w, len(labels), labels[0]) for w, labels in seen.items()]
     return pd.DataFrame(rows, columns=["warning", "cases", "first case"])
 

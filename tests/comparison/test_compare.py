@@ -163,3 +163,11 @@ def test_descriptive_changes_and_hosts_are_reported(base):
 def test_factor_below_one_is_rejected(field):
     with pytest.raises(InvalidInputError, match=f"{field} must be a finite number >= 1"):
         Policy(**{field: 0.9})
+
+
+def test_a_case_scored_against_another_reference_is_flagged(base):
+    new = base.copy()
+    new.loc[_row(new, "aca"), "reference_hash"] = "doubled0doubled0"
+    result = compare(base, new)
+    assert [d.metric for d in result.changes] == ["reference_hash"]
+    assert "1 case(s) were scored against a different reference gradient" in render_comparison(result)

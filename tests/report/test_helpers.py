@@ -137,3 +137,31 @@ def test_unlike_cases_are_never_pooled():
         ("spiral", "dopri5", "tol=0.0001", "float64", "cpu"): [5.67, 28.35],
         ("spiral", "rk4", "h=0.01", "float64", "cpu"): [13.06, 65.3],
     }
+
+
+def test_seeds_are_replicates_of_a_regime_never_regimes_of_their_own():
+    """Three seeds of each method: one group per regime and setting, n = 3, medians over seeds."""
+    from odebench.report.recommend import wins_table
+
+    records = []
+    for seed, error in zip((0, 1, 2), (1e-4, 2e-4, 9e-4)):
+        for method, factor in (("naive", 1.0), ("aca", 0.5)):
+            case = Case(task="linear", method=method, rtol=1e-4, atol=1e-6, size=8, seed=seed)
+            records.append(
+                Record(case, case.case_id, "ok", grad_rel_error=error * factor, peak_memory_bytes=10**6,
+                       time_forward_s=0.1, time_backward_s=0.1)
+            )  # fmt: skip
+    df = prepare(frame_of(records))
+    assert set(df["regime"]) == {"linear[8] · dopri5 · float64 · cpu"}
+    wins = wins_table(df)
+    assert len(wins) == 1 and int(wins.iloc[0]["n"]) == 3
+    assert wins.iloc[0]["most accurate"].startswith("aca (1.0e-04)")  # the median of 0.5, 1 and 4.5e-4
+
+
+def test_the_report_flags_a_case_recorded_against_two_references():
+    from odebench.report.tables import warnings_table
+
+    case = Case(task="linear", method="aca", rtol=1e-4, atol=1e-6, size=8)
+    records = [Record(case, case.case_id, "ok", reference_hash=h) for h in ("aaaa", "bbbb")]
+    table = warnings_table(prepare(frame_of(records)))
+    assert table["warning"].str.contains("different reference gradients").tolist() == [True]
