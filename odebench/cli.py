@@ -162,6 +162,13 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=20_000, help="adaptive step budget per interval")
     parser.add_argument("--timeout", type=_floats, default=300.0, help="seconds per case (default 300)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    parser.add_argument(
+        "--memory-limit",
+        type=_floats,
+        metavar="MIB",
+        help="memory a case may take before it ends as 'memory' (default: 90%% of this machine's "
+        "over the local workers; 0: none)",
+    )
     parser.add_argument("--out", help="results file (JSONL); default results/<suite>-<time>.jsonl")
     parser.add_argument("--resume", action="store_true", help="append to --out, skipping recorded cases")
     parser.add_argument(
@@ -317,6 +324,7 @@ def _executor_options(args):
         one_per_host=args.one_per_host,
         plugins=tuple(args.plugin),
         threads=args.threads,
+        memory_limit_mib=args.memory_limit,
     )
 
 

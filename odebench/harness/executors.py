@@ -21,6 +21,7 @@ stops it on `close`; `Local` starts its workers for each `run` and closes them w
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import threading
 import uuid
@@ -43,6 +44,8 @@ CLUSTER_CONFIG = {
     "distributed.scheduler.worker-saturation": 1.0,
 }
 INSTALL_HINT = "pip install 'odebench[distributed]'"
+#: Seconds a Dask scheduler has to answer before `Dask` gives up on it (one line, no traceback).
+CONNECT_TIMEOUT_S = 20.0
 
 
 class ExecutorError(OdebenchError):
@@ -62,8 +65,17 @@ class Executor:
 
     name = "executor"
 
-    def __init__(self, *, plugins: Sequence[str] = (), threads: int = 1, cache_dir: str | None = None):
-        self.spec = WorkerSpec(tuple(str(Path(p).resolve()) for p in plugins), threads, cache_dir)
+    def __init__(
+        self,
+        *,
+        plugins: Sequence[str] = (),
+        threads: int = 1,
+        cache_dir: str | None = None,
+        memory_limit: int | None = None,
+    ):
+        self.spec = WorkerSpec(
+            tuple(str(Path(p).resolve()) for p in plugins), threads, cache_dir, memory_limit
+        )
 
     def describe(self) -> dict[str, Any]:
         """What the results file's header records about where the cases ran."""
@@ -175,11 +187,16 @@ class Dask(Executor):
                     n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
                 )
             scheduler = self._cluster.scheduler_address
+        else:
+            _check_address(scheduler)
         try:
-            self.client = distributed.Client(self._cluster or scheduler, set_as_default=False)
-        except OSError as exc:
+            self.client = _connect(distributed, self._cluster or scheduler)
+        except (OSError, TimeoutError) as exc:
             self.close()
-            raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+            raise ExecutorError(
+                f"no answer from the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S:g} s "
+                f"({type(exc).__name__}); is it running, and is that its address?"
+            ) from None
         self.scheduler = scheduler
 
     def describe(self):
@@ -288,6 +305,9 @@ class ExecutorOptions:
         retries: Dask: submissions of a case whose worker died (default `RETRIES`).
         one_per_host: Dask: one CPU case at a time per host.
         plugins, threads, cache_dir: what every worker loads (`WorkerSpec`).
+        memory_limit_mib: what a case may add to its memory before it ends as ``memory``; None
+            is, for local workers, 90 % of this machine's memory over the workers (a Dask
+            cluster's machines are not this one: no limit there unless given); 0 is no limit.
     """
 
     in_process: bool = False
@@ -299,8 +319,18 @@ class ExecutorOptions:
     plugins: tuple[str, ...] = ()
     threads: int = 1
     cache_dir: str | None = None
+    memory_limit_mib: float | None = None
 
     def __post_init__(self) -> None:
+        if self.memory_limit_mib is not None:
+            if not self.memory_limit_mib >= 0:
+                raise InvalidInputError(
+                    f"--memory-limit must be at least 0 (MiB; 0: none), got {self.memory_limit_mib:g}"
+                )
+            if self.in_process and self.memory_limit_mib:
+                raise InvalidInputError(
+                    "--memory-limit needs isolated workers: it cannot limit this process (--in-process)"
+                )
         for flag, value, least in (("--threads", self.threads, 1), ("--workers", self.workers, 1)):
             if value is not None and value < least:
                 raise InvalidInputError(f"{flag} must be at least {least}, got {value}")
@@ -313,6 +343,9 @@ class ExecutorOptions:
                 "--in-process runs cases in this process: no --executor dask, no --workers"
             )
         if self.executor == "dask":
+            if self.scheduler is not None:
+                _import_dask()
+                _check_address(self.scheduler)
             if (self.scheduler is None) == (self.workers is None):
                 raise InvalidInputError(
                     "--executor dask takes --scheduler ADDRESS (a running cluster) "
@@ -333,11 +366,21 @@ class ExecutorOptions:
             if not (self.executor == "dask" and device.startswith("cuda")):
                 check_device(device)
 
+    def memory_limit(self) -> int | None:
+        """Bytes a case may add (None: no limit); see ``memory_limit_mib``."""
+        if self.memory_limit_mib is not None:
+            return int(self.memory_limit_mib * 2**20) or None
+        if self.in_process or self.executor == "dask":
+            return None
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return int(0.9 * total / (self.workers or 1))
+
     def build(self) -> Executor:
         """The executor (a Dask executor connects to, or starts, its cluster here)."""
         spec = {"plugins": self.plugins, "threads": self.threads, "cache_dir": self.cache_dir}
         if self.in_process:
             return InProcess(**spec)
+        spec["memory_limit"] = self.memory_limit()
         if self.executor == "dask":
             retries = RETRIES if self.retries is None else self.retries
             return Dask(
@@ -357,6 +400,40 @@ def describe_line(description: dict[str, Any]) -> str:
     if "scheduler" in description:
         text += f" ({description['cluster_threads']} threads) at {description['scheduler']}"
     return text
+
+
+def _connect(distributed, target):
+    """A client of the cluster at `target` within `CONNECT_TIMEOUT_S`. Dask's own timeout does not
+    cover a listener that accepts and never answers, so the connection is made in a thread that
+    is given up on (it is a daemon: it does not keep the process alive)."""
+    made: dict = {}
+
+    def connect() -> None:
+        try:
+            made["client"] = distributed.Client(target, set_as_default=False, timeout=CONNECT_TIMEOUT_S)
+        except BaseException as exc:  # handed to the caller's thread
+            made["error"] = exc
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT_S + 5)
+    if thread.is_alive():
+        raise TimeoutError(f"no handshake in {CONNECT_TIMEOUT_S:g} s")
+    if "error" in made:
+        raise made["error"]
+    return made["client"]
+
+
+def _check_address(address: str) -> None:
+    """Refuse a scheduler address Dask could not connect to at all (one line, at once)."""
+    from distributed.comm import get_address_host_port
+
+    try:
+        get_address_host_port(address)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"--scheduler {address!r} is not a Dask scheduler address ({exc}); e.g. tcp://host:8786"
+        ) from None
 
 
 def _import_dask():

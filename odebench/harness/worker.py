@@ -49,7 +49,15 @@ from pathlib import Path
 
 from odebench.jobs import KINDS, JobKind, kind_of
 
+try:  # appending to the stderr file shared with the template; absent on Windows
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
 _STDERR_TAIL = 600
+#: The worker's stderr file (what its cases print) is cut to its last STDERR_KEEP bytes once it
+#: holds more than STDERR_CAP: chatty cases cannot fill the disk.
+STDERR_CAP, STDERR_KEEP = 8 * 2**20, 64 * 2**10
 #: A case that times out prints its stack this long before its deadline (into the worker's
 #: stderr), and the timeout record quotes it.
 TRACE_LEAD_S = 0.5
@@ -80,10 +88,18 @@ class Worker:
     """A restartable template subprocess; `run(case, timeout)` always returns a record of the
     case's kind (a `Record` for a `Case`, a `TrainingRecord` for a `TrainingCase`)."""
 
-    def __init__(self, *, plugins: Sequence[str] = (), threads: int = 1, cache_dir: str | None = None):
+    def __init__(
+        self,
+        *,
+        plugins: Sequence[str] = (),
+        threads: int = 1,
+        cache_dir: str | None = None,
+        memory_limit: int | None = None,
+    ):
         self.plugins = [str(Path(p).resolve()) for p in plugins]
         self.threads = threads
         self.cache_dir = cache_dir
+        self.memory_limit = memory_limit
         self._process: subprocess.Popen | None = None
         self._stderr = None
         self._buffer = b""
@@ -94,8 +110,15 @@ class Worker:
             command += ["--plugin", plugin]
         if self.cache_dir:
             command += ["--cache-dir", str(self.cache_dir)]
+        if self.memory_limit:
+            command += ["--memory-limit", str(self.memory_limit)]
         if self._stderr is None:
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the worker)
+            # Appending (the template shares the flag), so that trimming it (`_trim_stderr`)
+            # leaves every writer at its end.
+            if fcntl is not None:
+                fd = self._stderr.fileno()
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_APPEND)
         # One hash seed for every template: the same case meets the same dict layouts each run.
         # NumPy's and SciPy's OpenBLAS start a thread pool when imported; a thread in the
         # template makes fork unsafe (a child can inherit a held lock and hang), so BLAS runs
@@ -132,6 +155,7 @@ class Worker:
             return _timed_out(kind, case, {"timeout": timeout, "wall_time_s": time.perf_counter() - started})
         if line == b"":
             return self._crashed(kind, case, {"died": self._exit_description()}, started)
+        self._trim_stderr()
         answer = json.loads(line)
         if "record" in answer:
             return kind.record(answer["record"])
@@ -156,6 +180,19 @@ class Worker:
         message = f"WorkerCrashed: worker died with {answer['died']}" + (f"; stderr: {tail}" if tail else "")
         answer.setdefault("wall_time_s", time.perf_counter() - started)
         return kind.failed(case, "crashed", message, **_measured(kind, answer))
+
+    def _trim_stderr(self) -> None:
+        """Keep the worker's stderr file below `STDERR_CAP` bytes: its last `STDERR_KEEP`."""
+        if self._stderr is None:
+            return
+        self._stderr.seek(0, os.SEEK_END)
+        if fcntl is None or self._stderr.tell() <= STDERR_CAP:
+            return
+        self._stderr.seek(-STDERR_KEEP, os.SEEK_END)
+        tail = self._stderr.read()
+        self._stderr.truncate(0)
+        self._stderr.write(tail)
+        self._stderr.flush()
 
     def _stderr_tail(self, chars: int = _STDERR_TAIL) -> str:
         if self._stderr is None:
@@ -195,14 +232,22 @@ class Worker:
 @dataclass(frozen=True)
 class WorkerSpec:
     """What every case's worker loads: plug-in files (absolute paths, which must exist on every
-    machine that runs cases), torch threads, the reference cache directory."""
+    machine that runs cases), torch threads, the reference cache directory, and the memory a case
+    may take."""
 
     plugins: tuple[str, ...] = ()
     threads: int = 1
     cache_dir: str | None = None
+    #: Bytes a case may add to its address space (None: no limit).
+    memory_limit: int | None = None
 
     def worker(self) -> Worker:
-        return Worker(plugins=self.plugins, threads=self.threads, cache_dir=self.cache_dir)
+        return Worker(
+            plugins=self.plugins,
+            threads=self.threads,
+            cache_dir=self.cache_dir,
+            memory_limit=self.memory_limit,
+        )
 
 
 def _timed_out(kind: JobKind, case, answer: dict, stderr: str = ""):
@@ -257,7 +302,9 @@ def _write(fd: int, answer: dict) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _run_forked(kind: JobKind, case, timeout: float | None, cache_dir: str | None, protocol: int) -> dict:
+def _run_forked(
+    kind: JobKind, case, timeout: float | None, cache_dir: str | None, protocol: int, memory_limit: int | None
+) -> dict:
     """Run `case` in a forked child; the answer object of the protocol.
 
     The child writes each progress point as a line, then its record; the template collects the
@@ -277,6 +324,8 @@ def _run_forked(kind: JobKind, case, timeout: float | None, cache_dir: str | Non
         os.dup2(devnull, 0)
         os.close(devnull)
         _die_with_parent()
+        if memory_limit and not case.device.startswith("cuda"):  # CUDA maps vast address ranges
+            _limit_memory(memory_limit)
         if timeout is not None:  # where a case hangs is worth knowing: print its stack first
             faulthandler.dump_traceback_later(max(0.5, timeout - TRACE_LEAD_S), exit=False)
         try:
@@ -320,6 +369,18 @@ def _run_forked(kind: JobKind, case, timeout: float | None, cache_dir: str | Non
     if "record" not in answer:
         answer.update(wall_time_s=time.perf_counter() - started, partial=partial)
     return answer
+
+
+def _limit_memory(extra: int) -> None:
+    """Let this process's address space grow by `extra` bytes at most: beyond, an allocation
+    fails (`MemoryError`, torch's "can't allocate memory"), and the case ends with status
+    ``memory`` instead of the machine's out-of-memory killer ending something."""
+    import resource
+
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[0])
+    limit = pages * os.sysconf("SC_PAGE_SIZE") + extra
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def _parse(line: bytes) -> dict | None:
@@ -383,6 +444,7 @@ def _serve(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--plugin", action="append", default=[])
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--memory-limit", type=int, default=None)
     args = parser.parse_args(argv)
     _die_with_parent()
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
@@ -408,7 +470,9 @@ def _serve(argv: Sequence[str] | None = None) -> None:
         kind = KINDS[request["kind"]]
         case = kind.case(request["case"])
         if fork:
-            answer = _run_forked(kind, case, request["timeout"], args.cache_dir, protocol.fileno())
+            answer = _run_forked(
+                kind, case, request["timeout"], args.cache_dir, protocol.fileno(), args.memory_limit
+            )
         else:
             answer = {"record": kind.run(case, cache_dir=args.cache_dir).to_dict()}
         protocol.write(json.dumps(answer, default=str) + "\n")

@@ -29,8 +29,9 @@ SCHEMA_VERSION = 2
 
 #: Every status a record can have. "ok" is the only one with complete measurements;
 #: "underflow" is a step size driven below the resolution of the time variable (the solver's
-#: controller gave up, typically on a stiff or blowing-up problem), whichever integrator raised it.
-STATUSES = ("ok", "error", "nan", "underflow", "max_steps", "timeout", "crashed")
+#: controller gave up, typically on a stiff or blowing-up problem), whichever integrator raised it;
+#: "memory" a case that asked for more memory than its limit (`--memory-limit`) or the device has.
+STATUSES = ("ok", "error", "nan", "underflow", "max_steps", "memory", "timeout", "crashed")
 
 #: atol = rtol * ATOL_RATIO unless a gradient case says otherwise.
 ATOL_RATIO = 1e-2
@@ -315,11 +316,17 @@ def classify(exc: BaseException) -> str:
     message = str(exc)
     if isinstance(exc, MaxStepsExceeded) or "max_num_steps exceeded" in message:
         return "max_steps"
+    if isinstance(exc, MemoryError) or any(s in message for s in _OUT_OF_MEMORY):
+        return "memory"
     if "underflow in dt" in message:
         return "underflow"
     if isinstance(exc, FloatingPointError) or "non-finite values" in message:
         return "nan"
     return "error"
+
+
+#: How an allocation beyond the memory limit reads (torch's CPU and CUDA allocators, the OS).
+_OUT_OF_MEMORY = ("can't allocate memory", "Cannot allocate memory", "out of memory")
 
 
 def check_device(device: str) -> None:

@@ -5,7 +5,8 @@ budget), a method that raises, one whose solution is NaN, one that hangs, one th
 is killed, a segfault, and a slow but healthy method (to interrupt a sweep mid-way). Two defy the
 worker's isolation: ``fault_orphan`` forks a process that sleeps on (holding the case's pipe, its
 pid written to ``$ODEBENCH_FAULT_TRACE``) and exits with code 5; ``fault_scribble`` writes a line
-on every descriptor it inherited, then solves. Two serve the Dask tests only:
+on every descriptor it inherited, then solves; ``fault_hog`` allocates 4 GiB, ``fault_chatty``
+writes 3 MiB to stderr. Two serve the Dask tests only:
 ``fault_kill_worker`` kills the process that started its worker's template (a Dask
 worker; run by a local executor it would kill the sweep itself), and ``fault_trace`` appends the
 interval it ran in to the file named by ``$ODEBENCH_FAULT_TRACE``.
@@ -98,6 +99,10 @@ class _FaultMethod(GradientMethod):
             for fd in range(3, 256):
                 with contextlib.suppress(OSError):
                     os.write(fd, b'{"not": "the protocol"}\nnoise\n')
+        if self.kind == "hog":  # 4 GiB: beyond any memory limit a test sets
+            torch.ones(2**29, dtype=torch.float64)
+        if self.kind == "chatty":
+            os.write(2, b"x" * (3 * 2**20))
         if self.kind == "slow":
             time.sleep(0.3)
         if self.kind == "trace":
@@ -115,7 +120,8 @@ for kind in ("nan", "explode"):
     if f"fault_{kind}" not in tasks.registry:
         tasks.register(f"fault_{kind}", _FaultTask(kind))
 for kind in (
-    "raise", "nan", "hang", "exit", "kill", "segfault", "slow", "kill_worker", "trace", "orphan", "scribble"
+    "raise", "nan", "hang", "exit", "kill", "segfault", "slow", "kill_worker", "trace", "orphan", "scribble",
+    "hog", "chatty",
 ):  # fmt: skip
     if f"fault_{kind}" not in methods.registry:
         methods.register(f"fault_{kind}", _FaultMethod(kind))

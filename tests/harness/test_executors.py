@@ -146,3 +146,33 @@ def test_shards_merged_are_the_unsharded_run(tmp_path, capsys):
     merged, whole = load(tmp_path / "merged.jsonl"), load(tmp_path / "all.jsonl")
     assert sorted(merged.case_id) == sorted(whole.case_id) and len(whole) == 8
     assert [m["shard"] for m in read_metadata(tmp_path / "merged.jsonl")] == ["1/3", "2/3", "3/3"]
+
+
+@pytest.mark.parametrize("address", ["tcp://host:notaport", "::::", "http://x:1", "garbage"])
+def test_a_malformed_scheduler_address_is_refused_at_once(address):
+    pytest.importorskip("distributed")
+    from odebench.errors import InvalidInputError
+    from odebench.harness.executors import ExecutorOptions
+
+    with pytest.raises(InvalidInputError, match="is not a Dask scheduler address"):
+        ExecutorOptions(executor="dask", scheduler=address)
+
+
+def test_a_scheduler_that_never_answers_is_given_up_on_in_the_stated_time(monkeypatch):
+    pytest.importorskip("distributed")
+    import socket
+    import threading
+
+    from odebench.harness import executors
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT_S", 2.0)
+    started = time.perf_counter()
+    with pytest.raises(executors.ExecutorError, match=r"no answer from the Dask scheduler at .* within 2 s"):
+        executors.Dask(scheduler=f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+    assert time.perf_counter() - started < 15
+    listener.close()

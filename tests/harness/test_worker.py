@@ -4,6 +4,7 @@ descriptor it has."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from odebench.harness.worker import Worker
@@ -63,3 +64,28 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
     except FileNotFoundError:
         return False
+
+
+def test_a_case_beyond_its_memory_limit_ends_as_memory_and_the_next_runs():
+    worker = Worker(plugins=[PLUGIN], memory_limit=256 * 2**20)
+    try:
+        hog = worker.run(case(method="fault_hog"), timeout=120)
+        after = worker.run(case(), timeout=120)
+    finally:
+        worker.close()
+    assert hog.status == "memory" and "allocate" in hog.error
+    assert after.status == "ok", after.error
+
+
+def test_the_workers_stderr_is_trimmed_to_its_tail(monkeypatch):
+    from odebench.harness import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "STDERR_CAP", 2**20)
+    worker = Worker(plugins=[PLUGIN])
+    try:
+        for _ in range(2):
+            assert worker.run(case(method="fault_chatty"), timeout=120).status == "ok"
+        worker._stderr.seek(0, os.SEEK_END)
+        assert worker._stderr.tell() <= worker_module.STDERR_KEEP
+    finally:
+        worker.close()
