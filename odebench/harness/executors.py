@@ -343,14 +343,14 @@ class ExecutorOptions:
                 "--in-process runs cases in this process: no --executor dask, no --workers"
             )
         if self.executor == "dask":
-            if self.scheduler is not None:
-                _import_dask()
-                _check_address(self.scheduler)
             if (self.scheduler is None) == (self.workers is None):
                 raise InvalidInputError(
                     "--executor dask takes --scheduler ADDRESS (a running cluster) "
                     "or --workers N (a local one)"
                 )
+            if self.scheduler is not None:
+                _import_dask()
+                _check_address(self.scheduler)
             return
         for flag, value in (("--scheduler", self.scheduler), ("--retries", self.retries)):
             if value is not None:
