@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import torch
@@ -126,8 +126,6 @@ class Study(abc.ABC):
 
     def claims_with_deviations(self) -> tuple[Claim, ...]:
         """The study's claims, each carrying the study's deviations."""
-        from dataclasses import replace
-
         return tuple(replace(c, deviations=(*self.deviations, *c.deviations)) for c in self.claims)
 
     @abc.abstractmethod

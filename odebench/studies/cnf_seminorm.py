@@ -135,8 +135,8 @@ class CNFSeminormFFJORD(CNFSeminormBase):
         + """
     ``cnf_seminorm_ffjord`` is that toy flow, with 9224 parameters for a state of 300 numbers
     (about 31 per state entry), on eight Gaussians (the FFJORD readme's example), with the
-    end time fixed at 0.5, for 500 iterations. Measured on the shared 2-core machine: 0.3-0.5 s per
-    iteration.
+    end time fixed at 0.5, for 500 iterations. Measured on the shared 2-core machine (the claims
+    suite, two workers): about 0.17 s per iteration, 90 s a run with the checks.
     """
     )
 
@@ -167,7 +167,7 @@ class CNFSeminorm(CNFSeminormBase):
     velocity with time as an input (two hidden layers of 64; the ``cnf2d`` task's), 4546
     parameters for a state of 600 numbers (batches of 200: about 8 per state entry), end time
     1, Adam at lr 1e-3 without weight decay, 300 iterations. Measured on the shared 2-core machine
-    (seed 0): 46-69 s of training per run, at most 79 s with the checks.
+    (the claims suite, two workers): 26 to 29 s of training per run, 33 s with the checks.
     """
     )
 

@@ -77,8 +77,8 @@ class DigitsClassification(Study):
     (torchdiffeq's Heun-Euler) at rtol = atol = 1e-2 as published; SGD as published with the lr
     divided by 10 after a third and two thirds of the 300 iterations. The held-out metric is the
     final test error rate (500 images: one image is 0.2 %; the standard error at 8 % error is
-    about 1.2 points). Measured on the shared 2-core machine (seed 0, `odebench train --study
-    digits_classification`): 17-71 s of training per run, at most 88 s with the checks.
+    about 1.2 points). Measured on the shared 2-core machine (the claims suite, two workers): a
+    median 17 s (naive), 18 s (ACA) and 39 s (adjoint) of training per run.
     """
 
     name = "digits_classification"

@@ -122,8 +122,7 @@ class Lorenz63OneStep(Study):
     epoch from the last loss evaluation, as the paper logs it. The held-out metric is the
     free-running rollout error: from 8 starts spread along the test trajectory, 25 one-step
     predictions each, the mean squared distance to the truth. Measured on the shared 2-core
-    machine (`odebench train --suite claims --study lorenz63_one_step`): about 2.5 s per epoch,
-    100 s per run.
+    machine (the claims suite, two workers): about 2.2 s per epoch, a median 100 s per run.
     """
 
     name = "lorenz63_one_step"
