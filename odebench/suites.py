@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from odebench import methods, solvers, studies, tasks
 from odebench.errors import InvalidInputError
@@ -63,6 +63,8 @@ class Settings:
     #: training wall seconds (None: none).
     eval_every: int | None = None
     max_seconds: float | None = None
+    #: Time each problem's methods interleaved too (`with_ratios`): the speed verdicts' source.
+    ratios: bool = True
 
     def __post_init__(self) -> None:
         for name in ("repeats", "max_steps", "eval_every"):
@@ -205,6 +207,9 @@ class Suite:
     expected_duration: str
     grids: Callable[[], Sequence[Grid]]
     repeats: int = 3
+    #: Whether a run of the suite adds a ratio case per problem (`with_ratios`); a suite that
+    #: declares its own ratio grids (the gate) says False.
+    ratios: bool = True
 
     @property
     def job(self) -> str:
@@ -257,6 +262,8 @@ def plan(
         if unknown:
             raise ValueError(f"unknown axes {sorted(unknown)}; valid: {', '.join(allowed)}")
     _check_values(selection, setting_axes, settings)
+    _check_kind(suite, default)
+    _check_settings_apply(selection, suite, default)
     if suite is None and selection:
         if "studies" not in selection and get(default).job == "training":
             selection["studies"] = tuple(studies.names())  # `train`'s axes span every study
@@ -274,7 +281,53 @@ def plan(
                 f"its values: {', '.join(sorted(have))} (leave out --suite to run exactly the axes you give)"
             )
     expansion = chosen.expand(settings, setting_axes, narrow)
-    return select(expansion, selection, chosen.name) if selection else expansion
+    expansion = select(expansion, selection, chosen.name) if selection else expansion
+    return with_ratios(expansion) if settings.ratios and chosen.ratios else expansion
+
+
+#: The command that runs each kind of suite.
+_COMMAND = {"gradient": "run", "training": "train"}
+
+
+def _check_kind(suite: str | None, default: str) -> None:
+    """A gradient suite runs with ``odebench run`` and a training suite with ``odebench train``
+    (the command whose default is `default`): the other is refused, naming the command that runs
+    it and the suites this one takes."""
+    if suite is None:
+        return
+    job, wanted = get(suite).job, get(default).job  # an unknown name: one line, the valid ones
+    if job == wanted:
+        return
+    valid = ", ".join(name for name in names() if get(name).job == wanted)
+    raise InvalidInputError(
+        f"suite {suite!r} is a {job} suite: run it with `odebench {_COMMAND[job]} --suite {suite}`; "
+        f"`odebench {_COMMAND[wanted]}` takes: {valid}"
+    )
+
+
+def _check_settings_apply(selection: dict, suite: str | None, default: str) -> None:
+    """Tolerances apply to adaptive solvers and steps to fixed-step ones: a value that none of the
+    solvers asked for can use is refused rather than silently ignored."""
+    given = list(selection.get("solvers", ()))
+    if not given and suite is None and get(default).job == "gradient":
+        given = ["dopri5"]  # the default solver of gradient cases
+    if not given:
+        return
+    adaptive = [name for name in given if solvers.get(name).adaptive]
+    fixed = [name for name in given if name not in adaptive]
+    tolerances = [f"--{axis[:-1]}" for axis in ("rtols", "atols") if selection.get(axis)]
+    if tolerances and not adaptive:
+        raise InvalidInputError(
+            f"{' and '.join(tolerances)} {'applies' if len(tolerances) == 1 else 'apply'} only to "
+            f"adaptive solvers, and {', '.join(fixed)} "
+            f"{'is' if len(fixed) == 1 else 'are'} fixed-step: give --step-size instead"
+        )
+    if selection.get("step_sizes") and not fixed:
+        default_solver = "" if selection.get("solvers") else " (the default solver)"
+        raise InvalidInputError(
+            f"--step-size applies only to fixed-step solvers, and {', '.join(adaptive)}{default_solver} "
+            f"{'is' if len(adaptive) == 1 else 'are'} adaptive: give --rtol instead, or --solver rk4"
+        )
 
 
 def _check_values(selection: dict, setting_axes: dict, settings: Settings) -> None:
@@ -306,7 +359,57 @@ def _product(selection: dict, setting_axes: dict, settings: Settings) -> Expansi
     if "atols" in selection:
         raise InvalidInputError("--atol applies to training runs; gradient cases take --atol-ratio")
     every = {"tasks": tuple(tasks.names())}
-    return Grid("gradient", **{**every, **selection}, **setting_axes).expand(settings, repeats)
+    expansion = Grid("gradient", **{**every, **selection}, **setting_axes).expand(settings, repeats)
+    return with_ratios(expansion) if settings.ratios else expansion
+
+
+#: Timed seconds a ratio case that `with_ratios` adds spends at most (after its least rounds).
+RATIO_BUDGET_S = 5.0
+
+
+def with_ratios(
+    expansion: Expansion, rounds: int = RATIO_ROUNDS, budget_s: float = RATIO_BUDGET_S
+) -> Expansion:
+    """`expansion` and, for every problem its gradient cases solve with two methods or more (the
+    same task, size, solver, setting, dtype, device, seed and step budget), one ratio case that
+    times those methods interleaved in one process against naive (or the first of them when
+    naive is not among them), for `rounds` rounds or `budget_s` timed seconds, unless the
+    expansion times that problem already. Every speed
+    verdict of a report comes from these same-run ratios, never from times of separate cases.
+    """
+    from odebench.jobs.ratio import RatioCase
+
+    groups: dict[str, list] = {}
+    timed = set()
+    for case in expansion.cases:
+        if case.KIND == "gradient":
+            groups.setdefault(_problem_key(case), []).append(case)
+        elif case.KIND == "ratio":
+            timed.add(_problem_key(case.case_of(case.baseline)))
+    for key, cases in groups.items():
+        names = list(dict.fromkeys(c.method for c in cases))
+        if len(names) < 2 or key in timed:
+            continue
+        baseline = BASELINE if BASELINE in names else names[0]
+        first = cases[0]
+        shared = {f.name: getattr(first, f.name) for f in fields(CaseBase)}
+        contenders = tuple(m for m in names if m != baseline)
+        expansion.add(
+            RatioCase(
+                task=first.task,
+                size=first.size,
+                methods=contenders,
+                baseline=baseline,
+                rounds=rounds,
+                **shared,
+            )
+        )
+    return expansion
+
+
+def _problem_key(case) -> str:
+    """What a gradient case solves, without the method: the cases one ratio case times."""
+    return repr(sorted((k, v) for k, v in case.identity().items() if k != "method"))
 
 
 #: Case field behind each selection axis.
@@ -431,6 +534,7 @@ registry.register(
         "interleaved time ratios to naive (and of aca to its TorchDiffEqPack peer)",
         "about 40 seconds on 2 CPU cores",
         _gate,
+        ratios=False,
     ),
 )
 
@@ -522,4 +626,5 @@ __all__ = [
     "get",
     "names",
     "plan",
+    "with_ratios",
 ]

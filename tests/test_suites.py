@@ -13,8 +13,8 @@ from odebench.jobs.ratio import RatioCase
 from odebench.methods import CORE
 
 
-def labels(expansion) -> list[str]:
-    return [case.label() for case in expansion.cases]
+def labels(expansion, kind: str = "gradient") -> list[str]:
+    return [case.label() for case in expansion.cases if kind == case.KIND]
 
 
 def test_a_fixed_step_case_has_a_step_and_no_tolerance():
@@ -60,7 +60,14 @@ def test_explicit_axes_give_exactly_their_product():
         for problem in ("mlp[32]", "spiral[2]")
         for method in methods
     ]
+    # and one ratio case per problem, timing its methods interleaved: the speed verdicts' source
+    assert labels(expansion, "ratio") == [
+        f"{problem}/adjoint+aca+symplectic vs naive/dopri5/tol=0.0001/float64/cpu"
+        for problem in ("mlp[32]", "spiral[2]")
+    ]
     assert expansion.left_out == []
+    plain = suites.plan(None, {"tasks": ["mlp"], "methods": methods}, settings=suites.Settings(ratios=False))
+    assert labels(plain, "ratio") == []
 
 
 def test_tolerances_do_not_multiply_fixed_step_cases():
@@ -76,9 +83,10 @@ def test_tolerances_do_not_multiply_fixed_step_cases():
 
 def test_selecting_from_a_suite_brings_in_nothing_unasked():
     quick = suites.plan("quick")
-    assert len(quick.cases) == 42
+    assert (len(labels(quick)), len(labels(quick, "ratio"))) == (42, 9)
     dopri5 = suites.plan("quick", {"solvers": ["dopri5"]})
-    assert len(dopri5.cases) == 30 and {c.rtol for c in dopri5.cases} == {1e-4, 1e-7}
+    assert (len(labels(dopri5)), len(labels(dopri5, "ratio"))) == (30, 6)
+    assert {c.rtol for c in dopri5.cases} == {1e-4, 1e-7}
     only = suites.plan("quick", {"tasks": ["mlp", "spiral"], "methods": ["naive", "aca"], "rtols": [1e-4]})
     assert labels(only) == [
         "spiral[2]/naive/dopri5/tol=0.0001/float64/cpu",
@@ -86,6 +94,11 @@ def test_selecting_from_a_suite_brings_in_nothing_unasked():
         "mlp[32]/naive/dopri5/tol=0.0001/float64/cpu",
         "mlp[32]/aca/dopri5/tol=0.0001/float64/cpu",
     ]
+    assert labels(only, "ratio") == [
+        f"{p}/aca vs naive/dopri5/tol=0.0001/float64/cpu" for p in ("spiral[2]", "mlp[32]")
+    ]
+    alone = suites.plan("quick", {"tasks": ["mlp"], "methods": ["aca"], "rtols": [1e-4]})
+    assert labels(alone, "ratio") == []  # one method: nothing to time it against
 
 
 @pytest.mark.parametrize(
@@ -107,7 +120,7 @@ def test_a_value_the_suite_lacks_is_refused_naming_what_it_has(selection, fragme
 def test_labels_are_unique_and_show_the_size_in_every_suite():
     for name in ("quick", "gate"):
         expansion = suites.plan(name)
-        names = labels(expansion)
+        names = [case.label() for case in expansion.cases]
         assert len(set(names)) == len(names)
         assert all("[" in label.split("/")[0] for label in names)
         assert len({c.case_id for c in expansion.cases}) == len(names)
@@ -115,7 +128,7 @@ def test_labels_are_unique_and_show_the_size_in_every_suite():
 
 def test_cases_a_dtype_cannot_meet_are_left_out_with_the_reason():
     expansion = suites.plan("quick", setting_axes={"dtypes": ["float32"]})
-    assert len(expansion.cases) == 27
+    assert (len(labels(expansion)), len(labels(expansion, "ratio"))) == (27, 6)
     assert all(case.rtol is None or case.rtol >= 1e-4 for case in expansion.cases)
     reasons = expansion.reasons()
     assert reasons == {

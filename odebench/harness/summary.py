@@ -8,15 +8,19 @@ import pandas as pd
 
 from odebench.jobs.base import problem_label, setting_label
 from odebench.jobs.gradient import Record
-from odebench.report.text import fmt
+from odebench.report.text import COUNT, ERROR, fmt, fmt_column, plural
+
+#: The footnote of a starred gradient error.
+STAR_NOTE = "* at reference resolution: the error is below 10x the reference's own error estimate"
 
 
 def summary_table(records: Sequence) -> str:
     """One row per case: status, gradient error, NFE, VJPs, time and memory (training runs:
     final loss, held-out metric, parameter error, training time, NFE); then the failures, the
-    warnings the cases raised, and the harness's cost."""
+    warnings the cases raised, and what measuring a case cost. Each column reads in one format;
+    memory is in MiB, as in the report."""
     if not records:
-        return "no cases were run"
+        return "nothing was run"
     gradient = [r for r in records if r.LINE == "record"]
     training = [r for r in records if r.LINE == "training"]
     ratios = [r for r in records if r.LINE == "ratio"]
@@ -25,11 +29,7 @@ def summary_table(records: Sequence) -> str:
         tables.append(_training_rows(training))
     if ratios:
         tables.append(_ratio_rows(ratios))
-    notes = (
-        ["* at reference resolution: the error is below 10x the reference's own error estimate"]
-        if gradient
-        else []
-    )
+    notes = [STAR_NOTE] if any(r.at_reference_resolution for r in gradient) else []
     for r in records:
         if r.status != "ok":
             notes.append(f"{r.case.label()}: {r.status}: {r.error}")
@@ -46,11 +46,28 @@ def summary_table(records: Sequence) -> str:
     return "\n\n".join([*tables, *(["\n".join(notes)] if notes else [])])
 
 
+def counted(n: int, command: str, done: bool = False) -> str:
+    """How many jobs, in the words of the command that runs them: ``1 case``, ``16 cases``
+    (``odebench run``) or ``1 run``, ``15 runs`` (``odebench train``); with `done`, what became
+    of them: ``16 cases run``, ``15 runs done``."""
+    training = command == "train"
+    text = plural(n, "run" if training else "case")
+    return f"{text} {'done' if training else 'run'}" if done else text
+
+
 def _ratio_rows(records: Sequence) -> str:
+    from odebench.report.speed import Speed
+
     rows = []
     for r in records:
         c = r.case
-        for method in c.methods:
+        for method in (*c.methods, *(m for m in r.failed_methods if m not in c.methods)):
+            rounds = r.round_ratios.get(method) or ()
+            if method in r.ratios:
+                q25, q75 = r.ratios_q25[method], r.ratios_q75[method]
+                verdict = Speed(r.ratios[method], q25, q75, len(rounds), 1).verdict
+            else:
+                verdict = "not timed" if r.status == "ok" else r.status
             rows.append(
                 {
                     "problem": problem_label(c.task, c.size),
@@ -58,14 +75,17 @@ def _ratio_rows(records: Sequence) -> str:
                     "vs": c.baseline,
                     "solver": c.solver,
                     "setting": setting_label(c.step_size, c.rtol, c.atol),
-                    "status": r.status,
-                    "ratio": fmt(r.ratios.get(method), "{:.3f}"),
-                    "q25": fmt(r.ratios_q25.get(method), "{:.3f}"),
-                    "q75": fmt(r.ratios_q75.get(method), "{:.3f}"),
-                    "rounds": c.rounds,
+                    "ratio": fmt(r.ratios.get(method), "{:.2f}x"),
+                    "IQR": "-".join(fmt(q.get(method), "{:.2f}") for q in (r.ratios_q25, r.ratios_q75)),
+                    "rounds": len(rounds) or "–",
+                    "verdict": verdict,
                 }
             )
-    return "interleaved time ratios (median over rounds):\n" + pd.DataFrame(rows).to_string(index=False)
+    return (
+        "same-run time ratios (each method's time over the baseline's, interleaved in one process; "
+        "median over rounds and interquartile range; a range covering 1 is a tie):\n"
+        + pd.DataFrame(rows).to_string(index=False)
+    )
 
 
 def _training_rows(records: Sequence) -> str:
@@ -81,17 +101,18 @@ def _training_rows(records: Sequence) -> str:
                 "seed": c.seed,
                 "status": r.status,
                 "done": f"{fmt(r.iterations_done, '{}')}/{c.iterations}",
-                "final_loss": fmt(r.final_loss, "{:.2e}"),
-                "heldout": fmt(r.heldout, "{:.3g}"),
-                "param_err": fmt(r.parameter_error, "{:.2e}"),
-                "grad_err": fmt(r.grad_rel_error_median, "{:.1e}"),
+                "param_err": fmt(r.parameter_error, ERROR),
+                "grad_err": fmt(r.grad_rel_error_median, ERROR),
                 "train_s": fmt(r.train_time_s, "{:.1f}"),
                 "to_target_s": fmt(r.time_to_target_s, "{:.1f}"),
-                "nfe_f": fmt(r.nfe_forward_total, "{}"),
-                "nfe_b": fmt(r.nfe_backward_total, "{}"),
+                "nfe_f": fmt(r.nfe_forward_total, COUNT),
+                "nfe_b": fmt(r.nfe_backward_total, COUNT),
             }
         )
-    return pd.DataFrame(rows).to_string(index=False)
+    table = pd.DataFrame(rows)
+    table.insert(7, "final_loss", fmt_column([r.final_loss for r in records]))
+    table.insert(8, "heldout", fmt_column([r.heldout for r in records]))
+    return table.to_string(index=False)
 
 
 def _gradient_rows(records: Sequence[Record]) -> str:
@@ -105,21 +126,22 @@ def _gradient_rows(records: Sequence[Record]) -> str:
                 "solver": c.solver,
                 "setting": setting_label(c.step_size, c.rtol, c.atol),
                 "status": r.status,
-                "grad_err": fmt(r.grad_rel_error, "{:.1e}") + ("*" if r.at_reference_resolution else ""),
-                "disc_err": fmt(r.grad_rel_error_discrete, "{:.1e}"),
-                "nfe_f": fmt(r.nfe_forward, "{}"),
-                "nfe_b": fmt(r.nfe_backward, "{}"),
-                "vjp_b": fmt(r.vjp_backward, "{}"),
+                "grad_err": fmt(r.grad_rel_error, ERROR) + ("*" if r.at_reference_resolution else ""),
+                "disc_err": fmt(r.grad_rel_error_discrete, ERROR),
+                "nfe_f": fmt(r.nfe_forward, COUNT),
+                "nfe_b": fmt(r.nfe_backward, COUNT),
+                "vjp_b": fmt(r.vjp_backward, COUNT),
                 "t_fwd_ms": fmt(r.time_forward_s, "{:.1f}", 1e3),
                 "t_bwd_ms": fmt(r.time_backward_s, "{:.1f}", 1e3),
-                "mem_KiB": fmt(r.peak_memory_bytes, "{:.0f}", 1 / 1024),
             }
         )
-    return pd.DataFrame(rows).to_string(index=False)
+    table = pd.DataFrame(rows)
+    table["mem_MiB"] = fmt_column([r.peak_memory_bytes for r in records], scale=1 / 2**20)
+    return table.to_string(index=False)
 
 
 def _overhead(records: Sequence[Record]) -> str:
-    """Harness cost per case against one bare forward+backward of the method."""
+    """What measuring a case cost, against one forward+backward of the method, in plain words."""
     ratios = [
         r.wall_time_s / (r.time_forward_s + r.time_backward_s)
         for r in records
@@ -129,6 +151,7 @@ def _overhead(records: Sequence[Record]) -> str:
         return ""
     ratio = pd.Series(ratios).median()
     return (
-        f"harness cost: median case wall time = {ratio:.0f}x one bare forward+backward "
-        "(counted run, discrete-exact replay, warm-up, timed repeats, memory run, reference lookup)"
+        f"each case took a median {ratio:.0f}x the time of one forward+backward, because it is run "
+        "several times: the counted run, the exactness check, warm-up, the timed repeats and the "
+        "memory run (and the reference gradient's lookup)"
     )

@@ -66,7 +66,7 @@ def run_sweep(
     with ResultsWriter(out, {**metadata, **executor.describe()}, resume=resume, retry=retry) as writer:
         todo = [c for c in cases if c.case_id not in writer.done_ids]
         result.skipped = len(cases) - len(todo)
-        bar = _progress_bar(len(todo), progress)
+        bar = _progress_bar(len(todo), progress, _noun(todo))
         done = executor.run(todo, timeout)
         try:
             for outcome in done:
@@ -76,9 +76,7 @@ def run_sweep(
                 if on_record is not None:
                     on_record(record)
                 if bar is not None:
-                    bar.set_description_str(record.case.label()[:60])
-                    bar.set_postfix_str(f"failed={len(result.failures)}")
-                    bar.update(1)
+                    bar.finished(record, len(result.failures))
         except KeyboardInterrupt:
             result.interrupted = True
         finally:
@@ -147,9 +145,70 @@ def _resolved(case):
         return case
 
 
-def _progress_bar(total: int, enabled: bool):
+def _noun(cases: Sequence[CaseBase]) -> str:
+    """What the cases are called in messages: training ``run``s, else ``case``s."""
+    lines = {_line(case) for case in cases}
+    return "run" if lines == {"training"} else "case"
+
+
+def _line(case) -> str | None:
+    try:
+        return kind_of(case).line
+    except (LookupError, AttributeError):  # not a job kind's case
+        return None
+
+
+def _progress_bar(total: int, enabled: bool, noun: str = "case", stream=None):
+    """How a sweep reports progress on `stream` (stderr): a bar on a terminal; elsewhere (a log
+    file, a pipe, CI) one line per finished case, since a bar would write hundreds of updates."""
     if not enabled or total == 0:
         return None
-    from tqdm import tqdm
+    stream = stream if stream is not None else sys.stderr
+    if not _is_terminal(stream):
+        return LineProgress(total, stream)
+    return _Bar(total, noun, stream)
 
-    return tqdm(total=total, unit="case", file=sys.stderr, dynamic_ncols=True, leave=True)
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+class LineProgress:
+    """One line per finished case: ``[3/15] ok: <the case's whole label> (12.3 s)``."""
+
+    def __init__(self, total: int, stream) -> None:
+        self.total, self.done, self.stream = total, 0, stream
+
+    def finished(self, record: RecordBase, failed: int) -> None:
+        self.done += 1
+        wall = getattr(record, "wall_time_s", None)
+        took = f" ({wall:.1f} s)" if isinstance(wall, (int, float)) and wall > 0 else ""
+        so_far = f"; {failed} failed so far" if failed else ""
+        print(
+            f"[{self.done}/{self.total}] {record.status}: {record.case.label()}{took}{so_far}",
+            file=self.stream,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        pass
+
+
+class _Bar:
+    """tqdm's bar on a terminal, named after the last finished case."""
+
+    def __init__(self, total: int, noun: str, stream) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit=noun, file=stream, dynamic_ncols=True, leave=True)
+
+    def finished(self, record: RecordBase, failed: int) -> None:
+        self.bar.set_description_str(record.case.label()[:60])
+        self.bar.set_postfix_str(f"failed={failed}")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -10,27 +10,41 @@ benchmarks, the perf tests) judge.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import torch
 
-from odebench.jobs.base import ATOL_RATIO, CaseBase, RecordBase, problem_label, run_job
+from odebench.errors import describe
+from odebench.jobs.base import (
+    ATOL_RATIO,
+    CaseBase,
+    NonFiniteGradient,
+    RecordBase,
+    classify,
+    problem_label,
+    run_job,
+)
 from odebench.jobs.gradient import Case, build_case
 from odebench.jobs.gradient import resolve as resolve_case
-from odebench.measure.interleaved import interleaved_ratios
+from odebench.measure.interleaved import RatioStats, interleaved_ratios
 from odebench.measure.timing import synchronizer
 
 #: Rounds of a ratio case unless it says otherwise (see docs/benchmarking.md for the choice).
 ROUNDS = 15
+#: Rounds a ratio case with a time budget runs at least: fewer leave no interquartile range.
+MIN_ROUNDS = 5
 
 
 @dataclass(frozen=True)
 class RatioCase(CaseBase):
-    """Time `methods` against `baseline` on one problem, interleaved for `rounds` rounds.
+    """Time `methods` against `baseline` on one problem, interleaved for `rounds` rounds (or,
+    with a ``budget_s``, until the timed calls passed that many seconds, after at least
+    `MIN_ROUNDS`).
 
-    The problem fields mean what they mean in `odebench.jobs.gradient.Case`; ``rounds`` is a
-    setting of the measurement, not part of the identity.
+    The problem fields mean what they mean in `odebench.jobs.gradient.Case`; ``rounds`` and
+    ``budget_s`` are settings of the measurement, not part of the identity.
     """
 
     task: str
@@ -38,10 +52,11 @@ class RatioCase(CaseBase):
     baseline: str = "naive"
     size: int | None = None
     rounds: int = ROUNDS
+    budget_s: float | None = None
 
     KIND: ClassVar[str] = "ratio"
-    SETTINGS: ClassVar[tuple[str, ...]] = ("rounds",)
-    NON_NEGATIVE: ClassVar[tuple[str, ...]] = (*CaseBase.NON_NEGATIVE, "size", "rounds")
+    SETTINGS: ClassVar[tuple[str, ...]] = ("rounds", "budget_s")
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = (*CaseBase.NON_NEGATIVE, "size", "rounds", "budget_s")
     ONE_CASE_PER_METHOD: ClassVar[bool] = False
 
     @classmethod
@@ -98,7 +113,11 @@ def resolve(case: RatioCase, *, atol_ratio: float = ATOL_RATIO) -> RatioCase:
 
 @dataclass(frozen=True)
 class RatioRecord(RecordBase):
-    """Per method: the median over rounds of its time over the baseline's, with quartiles."""
+    """Per method: the median over rounds of its time over the baseline's, with quartiles, and
+    each round's ratio (``round_ratios``, so that any two methods can be compared round by round:
+    their ratio in a round is the quotient of their ratios to the baseline). A method that fails
+    its warm-up is left out with its status and message (``failed_methods``); the case fails
+    only when the baseline does."""
 
     case: RatioCase
     case_id: str
@@ -107,6 +126,8 @@ class RatioRecord(RecordBase):
     ratios: dict[str, float] = field(default_factory=dict)
     ratios_q25: dict[str, float] = field(default_factory=dict)
     ratios_q75: dict[str, float] = field(default_factory=dict)
+    round_ratios: dict[str, list] = field(default_factory=dict)
+    failed_methods: dict[str, str] = field(default_factory=dict)
     baseline_time_s: float | None = None
     wall_time_s: float | None = None
     warnings: list[str] = field(default_factory=list)
@@ -118,7 +139,7 @@ class RatioRecord(RecordBase):
 
 
 #: The record fields that hold one value per method, spread over a frame's rows.
-PER_METHOD = ("ratios", "ratios_q25", "ratios_q75")
+PER_METHOD = ("ratios", "ratios_q25", "ratios_q75", "round_ratios")
 #: A ratio frame's columns: the case's and record's fields, then one method's ratio and quartiles.
 FRAME_COLUMNS = (
     *(f.name for f in fields(RatioCase)),
@@ -127,14 +148,18 @@ FRAME_COLUMNS = (
     "ratio",
     "ratio_q25",
     "ratio_q75",
+    "ratio_rounds",
 )
 
 
 def frame_rows(line: dict[str, Any]) -> list[dict[str, Any]]:
-    """One frame row per timed method of a ratio line (``methods`` joined by ``+``); a failed case
-    (no ratios) still gives a row per method of its case, so a comparison meets it on its key."""
+    """One frame row per method of a ratio line (``methods`` joined by ``+``): a method left out
+    (``failed_methods``) and every method of a failed case still give a row, without a ratio, so
+    a comparison meets them on their key."""
     row = {k: v for k, v in line.items() if k not in PER_METHOD}
-    names = list(line.get("ratios") or {}) or list(line.get("methods") or ())
+    names = [*(line.get("ratios") or {}), *(line.get("failed_methods") or {})] or list(
+        line.get("methods") or ()
+    )
     row["methods"] = "+".join(line.get("methods") or ())
     return [
         {
@@ -143,43 +168,69 @@ def frame_rows(line: dict[str, Any]) -> list[dict[str, Any]]:
             "ratio": (line.get("ratios") or {}).get(method),
             "ratio_q25": (line.get("ratios_q25") or {}).get(method),
             "ratio_q75": (line.get("ratios_q75") or {}).get(method),
+            "ratio_rounds": (line.get("round_ratios") or {}).get(method),
         }
         for method in names
     ]
 
 
 def run_ratios(case: RatioCase, *, cache_dir=None) -> RatioRecord:
-    """Time the case's methods against its baseline; never raises for a failing case (a method
-    that fails makes the case a failure, with its status)."""
+    """Time the case's methods against its baseline; never raises for a failing case (a failing
+    baseline fails the case, with its status; another failing method is left out of the timing)."""
     return run_job(case, RatioRecord, resolve, _time)
 
 
 def _time(case: RatioCase, measured: dict[str, Any]) -> None:
-    names = dict.fromkeys((case.baseline, *case.methods))
     first = build_case(case.case_of(case.baseline))
-    built = {m: build_case(case.case_of(m), first.problem) for m in names}
-
-    def run(b):
-        def forward_backward():
-            y0 = b.problem.y0.detach().clone().requires_grad_(True)
-            loss = b.problem.loss(b.solve(b.problem.func, y0))
-            torch.autograd.grad(loss, [y0, *b.problem.func.parameters()], allow_unused=True)
-
-        return forward_backward
-
+    runs = {case.baseline: _forward_backward(first)}
+    runs[case.baseline]()  # the baseline failing fails the case, with its status
+    failed: dict[str, str] = {}
+    for method in dict.fromkeys(case.methods):
+        if method == case.baseline:
+            continue
+        try:
+            run = _forward_backward(build_case(case.case_of(method), first.problem))
+            run()  # a method that cannot run is left out, and the others are timed
+        except Exception as exc:
+            failed[method] = f"{classify(exc)}: {describe(exc)}"
+            continue
+        runs[method] = run
     stats, base = interleaved_ratios(
-        {m: run(b) for m, b in built.items()},
+        runs,
         case.baseline,
         rounds=case.rounds,
+        warmup=0,  # each method ran once above
+        budget_s=case.budget_s,
+        min_rounds=MIN_ROUNDS,
         sync=synchronizer(case.device),
     )
-    others = {m: s for m, s in stats.items() if m != case.baseline}
-    measured.update(
-        ratios={m: s.median for m, s in others.items()},
-        ratios_q25={m: s.q25 for m, s in others.items()},
-        ratios_q75={m: s.q75 for m, s in others.items()},
-        baseline_time_s=base,
+    rounds = {m: s.samples for m, s in stats.items() if m != case.baseline}
+    measured.update(ratio_fields(rounds), failed_methods=failed, baseline_time_s=base)
+
+
+def ratio_fields(rounds: Mapping[str, Sequence[float]]) -> dict[str, dict]:
+    """A ratio record's per-method fields (median, quartiles, the rounds themselves) from each
+    method's per-round ratios to the baseline."""
+    stats = {m: RatioStats(tuple(r)) for m, r in rounds.items()}
+    return dict(
+        ratios={m: s.median for m, s in stats.items()},
+        ratios_q25={m: s.q25 for m, s in stats.items()},
+        ratios_q75={m: s.q75 for m, s in stats.items()},
+        round_ratios={m: list(s.samples) for m, s in stats.items()},
     )
 
 
-__all__ = ["ROUNDS", "RatioCase", "RatioRecord", "resolve", "run_ratios"]
+def _forward_backward(built) -> Callable[[], None]:
+    """One forward and backward pass of a built case, from a fresh leaf of its initial state."""
+
+    def run() -> None:
+        y0 = built.problem.y0.detach().clone().requires_grad_(True)
+        loss = built.problem.loss(built.solve(built.problem.func, y0))
+        if not torch.isfinite(loss):
+            raise NonFiniteGradient(f"the loss is {loss.item()}")
+        torch.autograd.grad(loss, [y0, *built.problem.func.parameters()], allow_unused=True)
+
+    return run
+
+
+__all__ = ["MIN_ROUNDS", "ROUNDS", "RatioCase", "RatioRecord", "ratio_fields", "resolve", "run_ratios"]

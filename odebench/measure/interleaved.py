@@ -32,6 +32,8 @@ def interleaved_ratios(
     *,
     rounds: int,
     warmup: int = 1,
+    budget_s: float | None = None,
+    min_rounds: int = 5,
     sync: Callable[[], None] = lambda: None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[dict[str, RatioStats], float]:
@@ -40,7 +42,9 @@ def interleaved_ratios(
     Args:
         runs: name -> a call that does one complete unit of work (e.g. forward and backward).
         baseline: the name every ratio is taken against (it must be in `runs`).
-        rounds: timed rounds; `warmup` untimed rounds run first.
+        rounds: timed rounds at most; `warmup` untimed rounds run first.
+        budget_s: stop after the round in which the timed calls passed this many seconds, once
+            `min_rounds` rounds are done (None: always `rounds`).
         sync: waits for queued device work (CUDA), called around every timed call.
         clock: seconds as a float (a test may inject a fake).
 
@@ -53,6 +57,7 @@ def interleaved_ratios(
         raise ValueError(f"rounds must be at least 1, got {rounds}")
     names = list(runs)
     seconds: dict[str, list[float]] = {name: [] for name in names}
+    spent = 0.0
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -66,7 +71,11 @@ def interleaved_ratios(
                 elapsed = clock() - start
                 if r >= warmup:
                     seconds[name].append(elapsed)
+                    spent += elapsed
             gc.collect()  # between rounds, outside the timed calls
+            done = r + 1 - warmup
+            if budget_s is not None and done >= min_rounds and spent > budget_s:
+                break
     finally:
         if gc_was_enabled:
             gc.enable()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 
+from odebench.errors import InvalidInputError
 from odebench.report import plots
 from odebench.report.claims import CONFIDENCE, MIN_PAIRS, findings_table, gradient_findings, training_findings
 from odebench.report.data import ok_rows, prepare
@@ -13,6 +19,7 @@ from odebench.report.document import Block, Document, Section, Table
 from odebench.report.html import to_html
 from odebench.report.markdown import to_markdown
 from odebench.report.recommend import NEAR_BEST, TIE, wins_summary, wins_table
+from odebench.report.speed import prepare_ratios, speed_table, speeds
 from odebench.report.style import method_order, method_styles
 from odebench.report.tables import failures_table, measurements_table, metadata_table, warnings_table
 from odebench.report.training import final_metrics_table, prepare_training
@@ -28,6 +35,7 @@ def write_report(
     max_error: float | None = None,
     training: pd.DataFrame | None = None,
     curves: pd.DataFrame | None = None,
+    ratios: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``report.md``, ``report.html`` and ``figures/*.png|svg`` into `out_dir`.
 
@@ -36,9 +44,13 @@ def write_report(
             ``source`` columns), failed records included (`odebench.results.load`).
         training, curves: training runs and their curves (`odebench.results.load_training`,
             `load_curves`), for the training sections; None or empty: none.
+        ratios: same-run time ratios (`odebench.results.load_ratios`), the only source of the
+            report's speed verdicts; None or empty: none (the report then ranks no time).
         out_dir: the folder to write into (created if needed; figures it held are replaced).
-        command: the command that regenerates the report, printed in every caption.
-        sources: the results files the frame was loaded from, printed in every caption.
+            The report is written into a temporary sibling first and moved in when complete, so
+            an interrupted report (Ctrl-C) leaves `out_dir` as it was.
+        command: the command that regenerates the report, printed once under the title.
+        sources: the results files the frame was loaded from, printed once under the title.
         max_memory_mib, max_error: the reader's limits; the opening table then names, per
             group, the fastest method within them.
 
@@ -46,21 +58,49 @@ def write_report(
         The path of ``report.html``.
     """
     out_dir = Path(out_dir)
-    figures_dir = out_dir / "figures"
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (*figures_dir.glob("*.png"), *figures_dir.glob("*.svg")):
-        stale.unlink()
     options = {
         "max_memory_mib": max_memory_mib,
         "max_error": max_error,
         "training": training,
         "curves": curves,
+        "ratios": ratios,
     }
-    doc = build_document(frame, figures_dir, command=command, sources=sources, **options)
-    (out_dir / "report.md").write_text(to_markdown(doc, out_dir), encoding="utf-8")
-    html_path = out_dir / "report.html"
-    html_path.write_text(to_html(doc, out_dir), encoding="utf-8")
-    return html_path
+    with _staged(out_dir) as staging:
+        figures_dir = staging / "figures"
+        figures_dir.mkdir()
+        doc = build_document(frame, figures_dir, command=command, sources=sources, **options)
+        (staging / "report.md").write_text(to_markdown(doc, staging), encoding="utf-8")
+        (staging / "report.html").write_text(to_html(doc, staging), encoding="utf-8")
+    return out_dir / "report.html"
+
+
+@contextlib.contextmanager
+def _staged(out: Path) -> Iterator[Path]:
+    """A temporary sibling of the folder `out` to write into, whose files replace `out`'s when the
+    block completes; removed when it does not (Ctrl-C included), so `out` is never half-written."""
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {out} is a file; give a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # as mkdir would have made it (mkdtemp: 0700)
+        yield staging
+        if not out.exists():
+            os.rename(staging, out)
+            return
+        for item in staging.iterdir():  # the report's files, and figures/ whose old figures go
+            target = out / item.name
+            if item.is_dir() and target.is_dir():
+                for stale in (*target.glob("*.png"), *target.glob("*.svg")):
+                    stale.unlink()
+                for figure in item.iterdir():
+                    os.replace(figure, target / figure.name)
+            else:
+                os.replace(item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def build_document(
@@ -73,9 +113,12 @@ def build_document(
     max_error: float | None = None,
     training: pd.DataFrame | None = None,
     curves: pd.DataFrame | None = None,
+    ratios: pd.DataFrame | None = None,
 ) -> Document:
     """The report's sections (drawing its figures into `figures_dir`)."""
     df = prepare(frame)
+    timed = prepare_ratios(ratios)
+    groups = speeds(timed)
     ok = ok_rows(df)
     runs = prepare_training(training) if training is not None and not training.empty else None
     styles = method_styles([*df["method"], *(runs["method"] if runs is not None else ())])
@@ -83,7 +126,7 @@ def build_document(
     if runs is None or not df.empty:
         sections.append(Section("Summary", tuple(_summary(df, ok))))
     if not ok.empty:
-        wins = wins_table(df, max_memory_mib=max_memory_mib, max_error=max_error)
+        wins = wins_table(df, groups, max_memory_mib=max_memory_mib, max_error=max_error)
         findings = findings_table(gradient_findings(ok))
         sections += [
             Section(
@@ -98,8 +141,13 @@ def build_document(
                 "Gradient error vs tolerance",
                 tuple(plots.error_vs_tolerance(df, ok, styles, figures_dir)) or (_NO_ADAPTIVE,),
             ),
-            Section("Measurements", (Table("Per group and method", measurements_table(df), _MEASURED_NOTE),)),
+            Section(
+                "Measurements",
+                (Table("Per group and method", measurements_table(df, groups), _MEASURED_NOTE),),
+            ),
         ]
+    if not timed.empty:
+        sections.append(_speed_section(timed))
     if runs is not None:
         sections += _training_sections(runs, curves, styles, figures_dir)
     both = df if runs is None else pd.concat([df, _as_records(runs)], ignore_index=True)
@@ -186,6 +234,20 @@ def _summary(df: pd.DataFrame, ok: pd.DataFrame) -> list[Block]:
     return blocks
 
 
+def _speed_section(timed: pd.DataFrame) -> Section:
+    table = speed_table(timed)
+    counts = table["verdict"].value_counts()
+    tally = ", ".join(f"{counts[v]} {v}" for v in ("faster", "slower", "tie") if v in counts)
+    text = (
+        f"{len(table)} method(s) timed against a baseline in {timed.groupby(['regime', 'setting']).ngroups} "
+        f"group(s), interleaved round by round in one process: {tally or 'no ratio'}."
+    )
+    return Section(
+        "Speed: same-run time ratios",
+        (text, Table("Time over the baseline's, per group", table, _SPEED_NOTE)),
+    )
+
+
 def _memory(df, ok, styles, figures_dir) -> Block:
     figure = plots.memory_scaling(df, ok, styles, figures_dir)
     if figure is None:
@@ -196,17 +258,17 @@ def _memory(df, ok, styles, figures_dir) -> Block:
     return figure
 
 
-_NO_TIME = (
-    "No successful, timed naive case to divide by, so there are no time ratios to show; the "
-    "measurements table below has the absolute times."
-)
+_NO_TIME = "No successful timed case, so there is no time split to show."
 _NO_ADAPTIVE = "No successful adaptive-step case with a gradient error, so there is nothing to draw."
 _WINS_NOTE = (
     "A group is one regime (task[size] · solver · dtype · device) at one setting (tolerance or "
     "step): its cases differ in the method alone, and n is the number of seeds behind each value. "
-    f"Values within {TIE:g}x of the best are ties (listed together), and so are errors at the "
-    "reference's resolution. The Pareto set holds the methods no other beats on error, memory and "
-    f"time together. 'Pick if memory is tight': the fastest method using at most {NEAR_BEST:g}x "
+    f"Errors and memory within {TIE:g}x of the best are ties (listed together), and so are errors "
+    "at the reference's resolution. Time is ranked only on same-run ratios (see 'Speed'): a pair "
+    "whose interquartile range covers 1 is a tie, and the tied methods are listed together; the "
+    "fastest is shown against its closest rival. The Pareto set holds the methods no other beats "
+    "on error, memory and time together; several methods tied on time leave a pick to the least "
+    f"memory. 'Pick if memory is tight': the fastest method using at most {NEAR_BEST:g}x "
     f"the group's least memory; 'pick if accuracy matters': the fastest within {NEAR_BEST:g}x the "
     "group's lowest error. `odebench report --max-memory MIB --max-error E` adds the fastest "
     "method within your own limits."
@@ -226,9 +288,18 @@ _FINDINGS_NOTE = (
 )
 _MEASURED_NOTE = (
     "One row per group (regime and setting) and method; values are medians over seeds and "
-    "repeated records, 'ok' counts successful of all records. Time and memory are also given as "
-    "ratios to naive on the same case, times divided only within one run. '–': not measured or "
-    "no successful case."
+    "repeated records, 'ok' counts successful of all records. Times forward and backward were "
+    "measured in each case's own process: information, not a ranking (the same work's time moves "
+    "up to 1.7x between processes). 'Time vs naive, same run' is the method's time over naive's "
+    "timed interleaved in one process, median over rounds [interquartile range]. Memory vs naive "
+    "is on the same case. '–': not measured or no successful case."
+)
+_SPEED_NOTE = (
+    "Each method's forward+backward time over the baseline's, both timed in the same process, "
+    "interleaved round by round (order rotated each round): the median over rounds and its "
+    "interquartile range, the rounds and ratio cases (runs: seeds or files) behind it. 'faster' "
+    "or 'slower' when the whole range lies on one side of 1, else 'tie'. These ratios are the "
+    "only source of this report's speed verdicts."
 )
 _WARNINGS_NOTE = "Each distinct warning, how many cases raised it, and the first of them."
 _TRAINING_FINDINGS_NOTE = (

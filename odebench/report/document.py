@@ -1,8 +1,8 @@
 """What a report is made of, independent of how it is written out (Markdown or HTML).
 
 Paragraphs are strings with a little inline Markdown (``**bold**`` and ```code```); tables are
-frames of already formatted strings; figures are files on disk. Every figure and table gets the
-document's provenance (the command and the results files) appended to its caption.
+frames of already formatted strings; figures are files on disk. The document's provenance (the
+command and the results files) is said once, under its title; captions do not repeat it.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class Document:
 
     @property
     def provenance(self) -> str:
-        """One sentence naming the command and the results files behind every number."""
+        """One sentence, printed once under the title, naming the command and the results files
+        behind every number of the document."""
         files = ", ".join(f"`{s}`" for s in self.sources) or "(no results files named)"
-        return f"Produced by `{self.command}` from {files}."
+        return f"Every table and figure below was produced by `{self.command}` from {files}."

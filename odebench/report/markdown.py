@@ -31,13 +31,13 @@ def to_markdown(doc: Document, base: Path) -> str:
                 out += [
                     f"![{block.title}]({png})",
                     "",
-                    f"*Figure {n_fig}. {block.title}.* {block.caption} {doc.provenance} ([SVG]({svg}))",
+                    f"*Figure {n_fig}. {block.title}.* {block.caption} ([SVG]({svg}))",
                     "",
                 ]
             elif isinstance(block, Table):
                 n_tab += 1
                 out += [
-                    f"*Table {n_tab}. {block.title}.* {block.caption} {doc.provenance}",
+                    f"*Table {n_tab}. {block.title}.* {block.caption}",
                     "",
                     markdown_table(block.frame) if len(block.frame) else "(none)",
                     "",

@@ -18,11 +18,14 @@ from matplotlib.colors import to_hex
 from odebench.methods import CORE
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
+#: Line dashes, so that lines which lie on top of each other still tell their methods apart.
+_LINESTYLES = ("-", "--", ":", "-.", (0, (6, 2, 1, 2, 1, 2)), (0, (1, 1)), (0, (8, 3)))
 
 #: Axis labels, with units, of every quantity the report plots.
 LABELS = {
     "grad_rel_error": "relative gradient error",
     "nfe_backward": "backward NFE [evaluations]",
+    "backward_evals": "backward NFE + VJPs [passes through f]",
     "time_total_s": "time forward + backward [s]",
     "peak_memory_mib": "peak memory [MiB]",
     "rtol": "relative tolerance rtol",
@@ -32,10 +35,11 @@ LABELS = {
 
 @dataclass(frozen=True)
 class MethodStyle:
-    """How one method is drawn: a colour (hex) and a marker."""
+    """How one method is drawn: a colour (hex), a marker and a line style."""
 
     colour: str
     marker: str
+    linestyle: str | tuple = "-"
 
 
 def method_order(methods: Iterable[str]) -> list[str]:
@@ -51,7 +55,8 @@ def method_styles(methods: Iterable[str]) -> dict[str, MethodStyle]:
     if len(names) > len(colours):
         colours += list(sns.color_palette("husl", len(names) - len(colours)))
     return {
-        name: MethodStyle(to_hex(colours[i]), _MARKERS[i % len(_MARKERS)]) for i, name in enumerate(names)
+        name: MethodStyle(to_hex(colours[i]), _MARKERS[i % len(_MARKERS)], _LINESTYLES[i % len(_LINESTYLES)])
+        for i, name in enumerate(names)
     }
 
 

@@ -3,53 +3,67 @@ warnings, metadata. Nothing here pools records that differ in anything but the s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 from odebench.errors import first_line
 from odebench.methods import BASELINE
 from odebench.report.data import same_run_ratios
+from odebench.report.speed import GroupSpeed
 from odebench.report.style import method_order
-from odebench.report.text import MISSING, fmt
+from odebench.report.text import COUNT, ERROR, MISSING, fmt, fmt_column
 
-#: Columns of the measurements table: record field, heading, number format, ratio to naive?
+#: Columns of the measurements table: record field, heading, number format (None: one format
+#: for the whole column, `column_pattern`), ratio to naive?
+#: Times of a case are measured in its own process: information, never a ranking (the time
+#: ratio comes from the same-run ratio cases, `odebench.report.speed`).
 MEASURED = (
-    ("grad_rel_error", "grad error", "{:.2e}", False),
-    ("nfe_forward", "NFE fwd", "{:.4g}", False),
-    ("nfe_backward", "NFE bwd", "{:.4g}", False),
-    ("vjp_backward", "VJP bwd", "{:.4g}", False),
-    ("time_forward_s", "time fwd [ms]", "{:.3g}", False),
-    ("time_backward_s", "time bwd [ms]", "{:.3g}", False),
-    ("time_total_s", "time vs naive", "{:.2f}x", True),
-    ("peak_memory_mib", "peak memory [MiB]", "{:.3g}", False),
+    ("grad_rel_error", "grad error", ERROR, False),
+    ("nfe_forward", "NFE fwd", COUNT, False),
+    ("nfe_backward", "NFE bwd", COUNT, False),
+    ("vjp_backward", "VJP bwd", COUNT, False),
+    ("time_forward_s", "time fwd [ms], own process", "{:.3g}", False),
+    ("time_backward_s", "time bwd [ms], own process", "{:.3g}", False),
+    ("peak_memory_mib", "peak memory [MiB]", None, False),
     ("peak_memory_mib", "memory vs naive", "{:.2f}x", True),
 )
+#: The time column: the method's same-run ratio to naive, median [interquartile range].
+TIME_VS_NAIVE = "time vs naive, same run [IQR]"
 _SCALE = {"time_forward_s": 1e3, "time_backward_s": 1e3}
 
 
-def measurements_table(df: pd.DataFrame) -> pd.DataFrame:
+def measurements_table(
+    df: pd.DataFrame, speeds: Mapping[tuple[str, str], GroupSpeed] | None = None
+) -> pd.DataFrame:
     """One row per group (regime and setting) and method: ok/all records and the medians over
-    seeds of each measurement; time and memory also as a ratio to naive on the same case (times
-    divided only within one run)."""
-    df = df.assign(
-        _time_ratio=same_run_ratios(df),
-        _memory_ratio=same_run_ratios(df, "peak_memory_mib", "peak_memory_mib"),
-    )
-    ratio_column = {"time_total_s": "_time_ratio", "peak_memory_mib": "_memory_ratio"}
+    seeds of each measurement; memory also as a ratio to naive on the same case, and time as the
+    same-run ratio to naive (`speeds`, from the ratio cases) with its interquartile range."""
+    df = df.assign(_memory_ratio=same_run_ratios(df, "peak_memory_mib", "peak_memory_mib"))
+    speeds = speeds or {}
     rows = []
     for (regime, setting), group in df.groupby(["regime", "setting"], sort=False):
+        speed = speeds.get((regime, setting))
         for method in method_order(group["method"]):
             mine = group[group["method"] == method]
             ok = mine[mine["status"] == "ok"]
             line = {"regime": regime, "setting": setting, "method": method, "ok": f"{len(ok)}/{len(mine)}"}
             for column, head, pattern, is_ratio in MEASURED:
-                values = ok[ratio_column[column] if is_ratio else column].dropna()
+                values = ok["_memory_ratio" if is_ratio else column].dropna()
                 if is_ratio and method == BASELINE:
                     line[head] = MISSING if values.empty else "1x"
                     continue
-                line[head] = fmt(values.median() if len(values) else None, pattern, _SCALE.get(column, 1.0))
+                median = values.median() if len(values) else None
+                line[head] = median if pattern is None else fmt(median, pattern, _SCALE.get(column, 1.0))
+            timing = speed.compare(method, BASELINE) if speed is not None else None
+            line[TIME_VS_NAIVE] = "1x" if method == BASELINE and speed is not None else str(timing or MISSING)
             rows.append(line)
-    columns = ["regime", "setting", "method", "ok", *(head for _, head, _, _ in MEASURED)]
-    return pd.DataFrame(rows, columns=columns)
+    columns = ["regime", "setting", "method", "ok", *(head for _, head, _, _ in MEASURED), TIME_VS_NAIVE]
+    table = pd.DataFrame(rows, columns=columns)
+    for _, head, pattern, _ in MEASURED:
+        if pattern is None:  # one format for the whole column
+            table[head] = fmt_column(table[head])
+    return table
 
 
 def failures_table(df: pd.DataFrame, max_chars: int = 200) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import pandas as pd
 from odebench.jobs.base import setting_label
 from odebench.methods import BASELINE
 from odebench.report.style import method_order
-from odebench.report.text import fmt
+from odebench.report.text import COUNT, ERROR, RATIO, fmt_column
 
 #: What must match for two runs to be compared (the method or the study varies on top).
 PAIR_KEYS = ("solver", "rtol", "atol", "step_size", "dtype", "device", "seed", "iterations", "max_seconds")
@@ -41,38 +41,43 @@ def prepare_training(frame: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-#: Columns of the final-metrics table: field, heading, format, lower is better.
+#: Columns of the final-metrics table: field, heading, format (None: one format for the whole
+#: column, `column_pattern`).
 FINAL = (
-    ("heldout", "held-out", "{:.3g}"),
-    ("parameter_error", "parameter error", "{:.2e}"),
-    ("final_loss", "final loss", "{:.3g}"),
-    ("train_time_s", "train time [s]", "{:.3g}"),
-    ("time_to_target_s", "time to target [s]", "{:.3g}"),
-    ("nfe_backward_total", "backward NFE", "{:.4g}"),
-    ("grad_rel_error_median", "gradient error", "{:.1e}"),
+    ("heldout", "held-out", None),
+    ("parameter_error", "parameter error", ERROR),
+    ("final_loss", "final loss", None),
+    ("train_time_s", "train time [s]", None),
+    ("time_to_target_s", "time to target [s]", None),
+    ("nfe_backward_total", "backward NFE", COUNT),
+    ("grad_rel_error_median", "gradient error", ERROR),
 )
 
 
 def final_metrics_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per group and method: finished/all runs, medians over seeds, and in brackets the median
-    over seeds of the ratio to naive's run with the same seed."""
-    rows = []
+    over seeds of the ratio to naive's run with the same seed. Each column reads in one format."""
+    rows, medians, suffixes = [], {h: [] for _, h, _ in FINAL}, {h: [] for _, h, _ in FINAL}
     for group, runs in df.groupby("group", sort=False):
         naive = runs[(runs["method"] == BASELINE) & (runs["status"] == "ok")].set_index("pair")
         for method in method_order(runs["method"]):
             mine = runs[runs["method"] == method]
             ok = mine[mine["status"] == "ok"]
-            line = {"group": group, "method": method, "ok": f"{len(ok)}/{len(mine)}"}
-            for column, head, pattern in FINAL:
+            rows.append({"group": group, "method": method, "ok": f"{len(ok)}/{len(mine)}"})
+            for column, head, _ in FINAL:
                 values = pd.to_numeric(ok[column], errors="coerce").dropna()
-                text = fmt(values.median() if len(values) else None, pattern)
+                medians[head].append(values.median() if len(values) else None)
+                suffix = ""
                 if method != BASELINE and len(values) and column in naive.columns:
                     ratios = _ratios(ok.set_index("pair")[column], naive[column])
                     if len(ratios):
-                        text += f" ({ratios.median():.2g}x)"
-                line[head] = text
-            rows.append(line)
-    return pd.DataFrame(rows, columns=["group", "method", "ok", *(h for _, h, _ in FINAL)])
+                        suffix = " (" + RATIO.format(ratios.median()) + ")"
+                suffixes[head].append(suffix)
+    table = pd.DataFrame(rows, columns=["group", "method", "ok"])
+    for _, head, pattern in FINAL:
+        texts = fmt_column(medians[head], pattern)
+        table[head] = [text + suffix for text, suffix in zip(texts, suffixes[head])]
+    return table
 
 
 def _ratios(mine: pd.Series, base: pd.Series) -> pd.Series:

@@ -68,7 +68,9 @@ def test_every_fault_gets_its_serial_status_under_each_executor(kind, cluster, t
 
 def test_the_quick_suite_measures_the_same_under_dask_as_serially(cluster, tmp_path):
     """Counts and gradient errors, case for case, bitwise (one repeat: times are not compared)."""
-    cases = [replace(c, repeats=1) for c in suites.plan("quick").cases]
+    cases = [
+        replace(c, repeats=1) for c in suites.plan("quick", settings=suites.Settings(ratios=False)).cases
+    ]
     sweep(Local(cache_dir=cluster.spec.cache_dir), cases, tmp_path / "serial.jsonl")
     sweep(cluster, cases, tmp_path / "dask.jsonl")
     serial, dask = (

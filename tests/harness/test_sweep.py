@@ -13,6 +13,7 @@ import pytest
 
 from odebench.environment import collect_metadata
 from odebench.harness.executors import Local
+from odebench.harness.summary import counted
 from odebench.harness.sweep import run_sweep
 from odebench.jobs.gradient import resolve
 from odebench.results import load
@@ -153,7 +154,7 @@ def test_kill_dash_nine_mid_sweep_then_resume_loses_and_duplicates_nothing(tmp_p
     assert 2 <= done < 6
     resumed = subprocess.run([*command, "--resume"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{6 - done} cases run" in resumed.stdout
+    assert f"{counted(6 - done, 'run', done=True)} (0 failed)" in resumed.stdout
     frame = load(out)
     assert len(frame) == 6 and frame.case_id.is_unique and (frame.status == "ok").all()
 

@@ -46,6 +46,33 @@ def test_ratios_are_per_round_medians_and_the_order_rotates():
     assert calls[:6] == ["naive", "aca", "adj", "aca", "adj", "naive"]
 
 
+def test_a_time_budget_stops_after_the_least_rounds_once_spent():
+    calls: list[str] = []
+    durations = {"naive": [1.0] * 15, "aca": [2.0] * 15}
+    runs = {name: (lambda name=name: calls.append(name)) for name in durations}
+    clock = fake_clock(durations, calls)
+    stats, _ = interleaved_ratios(runs, "naive", rounds=15, warmup=0, budget_s=4.0, min_rounds=5, clock=clock)
+    assert stats["aca"].rounds == 5 and stats["aca"].median == 2.0  # 3 s a round: over 4 s, but 5 at least
+    calls.clear()
+    stats, _ = interleaved_ratios(
+        runs, "naive", rounds=3, warmup=0, budget_s=100.0, clock=fake_clock(durations, calls)
+    )
+    assert stats["aca"].rounds == 3  # never more than `rounds`
+
+
+def test_a_method_that_fails_is_left_out_and_the_others_are_timed(faults_registered):
+    case = RatioCase(task="linear", methods=("aca", "fault_raise", "fault_nan"), size=2, rtol=1e-4, rounds=3)
+    record = run_ratios(case)
+    assert record.status == "ok" and list(record.ratios) == ["aca"] and len(record.round_ratios["aca"]) == 3
+    assert record.failed_methods == {
+        "fault_raise": "error: RuntimeError: injected failure",
+        "fault_nan": record.failed_methods["fault_nan"],
+    }
+    assert record.failed_methods["fault_nan"].startswith("nan: ")
+    broken = run_ratios(RatioCase(task="linear", methods=("aca",), baseline="fault_raise", size=2, rtol=1e-4))
+    assert broken.status == "error" and broken.ratios == {}  # the baseline failing fails the case
+
+
 def test_a_baseline_outside_the_runs_or_no_rounds_is_refused():
     with pytest.raises(ValueError, match="baseline 'x' is not among the runs"):
         interleaved_ratios({"a": lambda: None}, "x", rounds=3)
@@ -92,4 +119,4 @@ def test_a_missing_or_failed_ratio_case_regresses():
     failed = _ratios(float("nan"), status="error")
     assert compare(empty, empty, base_ratios=_ratios(1.0), new_ratios=failed).regressed
     missing = compare(empty, empty, base_ratios=_ratios(1.0), new_ratios=_ratios(1.0).assign(case_id="c2"))
-    assert missing.regressed and [r.case_id for r in missing.only_in_base] == ["c1/aca"]
+    assert missing.regressed and [r.case_id for r in missing.only_in_base] == ["c1"]  # a case counts once

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_synthetic import COMMAND, SOURCES, frame_of, synthetic_records
+from report_synthetic import COMMAND, SOURCES, frame_of, ratio_frame_of, synthetic_ratios, synthetic_records
 
 from odebench.report import write_report
 
@@ -19,5 +19,6 @@ def synthetic_frame() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def report_dir(tmp_path_factory, synthetic_frame) -> Path:
     out = tmp_path_factory.mktemp("report")
-    write_report(synthetic_frame, out, command=COMMAND, sources=SOURCES)
+    ratios = ratio_frame_of(synthetic_ratios())
+    write_report(synthetic_frame, out, command=COMMAND, sources=SOURCES, ratios=ratios)
     return out

@@ -89,3 +89,39 @@ def synthetic_records(methods=METHODS, failures: bool = True) -> list[Record]:
 
 def frame_of(records: list[Record], **meta) -> pd.DataFrame:
     return pd.DataFrame([r.to_dict() | META | meta for r in records])
+
+
+#: Planted same-run ratios to naive per round: adjoint slower, seminorm a tie (its rounds
+#: straddle 1), aca and symplectic faster than naive and tied with each other (their per-round
+#: quotient straddles 1), so a tie on time falls to symplectic's lower memory.
+_JITTER = (0.97, 1.0, 1.03, 0.98, 1.02, 0.99, 1.01, 0.96, 1.04)
+PLANTED = {
+    "adjoint": [1.2 * f for f in _JITTER],
+    "seminorm": [0.9 * f for f in (0.9, 1.2, 0.95, 1.15, 1.0, 1.18, 0.92, 1.12, 1.05)],
+    "aca": [0.8 * f for f in _JITTER],
+    "symplectic": [0.8 * f for f in reversed(_JITTER)],
+}
+
+
+def synthetic_ratios(rounds: bool = True) -> list:
+    """One ratio record per context of `synthetic_records` (`PLANTED`); with `rounds` False,
+    records as files written before per-round ratios were kept (quartiles only)."""
+    from odebench.jobs.ratio import RatioCase, RatioRecord, ratio_fields
+
+    records = []
+    for task in TASKS:
+        for size in SIZES:
+            for rtol in RTOLS:
+                case = RatioCase(task=task, methods=METHODS[1:], rtol=rtol, atol=rtol * 1e-2, size=size)
+                fields = ratio_fields(PLANTED)
+                if not rounds:
+                    fields["round_ratios"] = {}
+                records.append(RatioRecord(case, case.case_id, "ok", **fields, baseline_time_s=0.5))
+    return records
+
+
+def ratio_frame_of(records: list) -> pd.DataFrame:
+    """The ratio frame `odebench.results.load_ratios` gives for `records`."""
+    from odebench.jobs.ratio import frame_rows
+
+    return pd.DataFrame([row for r in records for row in frame_rows(r.to_dict() | META)])

@@ -111,8 +111,8 @@ def test_a_report_of_training_runs_alone_has_the_training_sections(results, tmp_
     assert "26 training runs: 25 finished, 1 stopped early" in md
     final = md.split("## Training: final metrics")[1].split("## Training curves")[0]
     assert (
-        "| three_body_masses · dopri5 · tol=1e-06 · float64 · cpu · it=10 | aca | 5/5 | 0.5 (1x) "
-        "| 1.00e-03 (0.33x) |" in final
+        "| three_body_masses · dopri5 · tol=1e-06 · float64 · cpu · it=10 | aca | 5/5 | 0.500 (1x) "
+        "| 1.0e-03 (0.33x) |" in final
     )
     assert "| three_body_masses · dopri5 · tol=1e-06 · float64 · cpu · it=10 | symplectic | 0/1 |" in final
     failures = md.split("## Failed cases")[1].split("## Warnings")[0]

@@ -61,12 +61,22 @@ def test_the_report_opens_with_winners_per_group(report_dir):
         "1",
         "naive (5.0e-13)",
         "symplectic (0.0289 MiB)",
-        "aca (0.8 s)",
+        "aca, symplectic (a tie)",  # from the same-run ratios, never the cases' own times
     ]
     assert (
         "Over 8 groups (n = 8; ties count for each method): most accurate: naive 8; "
-        "least memory: symplectic 8" in md
+        "least memory: symplectic 8; fastest (same-run ratio): aca 8, symplectic 8" in md
     )
+
+
+def test_the_report_has_a_speed_section_from_the_ratio_lines(report_dir):
+    md = (report_dir / "report.md").read_text()
+    speed = md.split("## Speed: same-run time ratios")[1].split("\n## ")[0]
+    assert "32 method(s) timed against a baseline in 8 group(s)" in speed
+    assert "8 faster, 8 slower, 16 tie" not in speed  # symplectic and aca are each faster than naive
+    assert "16 faster, 8 slower, 8 tie" in speed
+    adjoint = "| linear[8] · dopri5 · float64 · cpu | tol=0.0001 | adjoint | naive | 1.20x [1.18-1.22] |"
+    assert adjoint + " 9 | 1 | slower |" in speed
 
 
 def test_memory_slopes_and_failures_are_reported(report_dir):
@@ -81,12 +91,17 @@ def test_memory_slopes_and_failures_are_reported(report_dir):
     assert "| spiral[32] · dopri5 · float64 · cpu | tol=1e-08 | adjoint | 0/1 | –" in measured
 
 
-def test_every_figure_and_table_caption_names_command_and_sources(report_dir):
+def test_the_command_and_sources_are_named_once_at_the_top_not_in_every_caption(report_dir):
     md = (report_dir / "report.md").read_text()
     captions = [line for line in md.splitlines() if re.match(r"\*(Figure|Table) \d+\.", line)]
-    assert len(captions) == len(FIGURES) + 6
+    assert len(captions) == len(FIGURES) + 7  # six tables and the speed table
     for caption in captions:
-        assert f"`{COMMAND}`" in caption and f"`{SOURCES[0]}`" in caption
+        assert COMMAND not in caption
+    top = md.split("## ")[0]
+    assert f"`{COMMAND}`" in top and f"`{SOURCES[0]}`" in top
+    assert md.count(COMMAND) == 1
+    html = (report_dir / "report.html").read_text()
+    assert html.count(COMMAND) == 1 and html.index(COMMAND) < html.index("<h2>")
 
 
 def test_html_is_self_contained(report_dir):
@@ -112,10 +127,10 @@ def test_gaps_render_one_size_no_naive_no_symplectic(tmp_path):
     symplectic = [line for line in md.splitlines() if line.startswith("| symplectic has a lower")]
     assert symplectic[0].endswith("no successful run with method symplectic | measured on odebench's tasks "
                                   "and solvers, not on the paper's problems | 0 | cannot test |")  # fmt: skip
-    assert "No successful, timed naive case to divide by" in md
+    assert "– (no same-run ratio)" in md and "## Speed" not in md  # no ratio lines: no speed verdict
     assert {p.name for p in (tmp_path / "figures").iterdir()} == {
         f"{name}-{task}.{ext}"
-        for name in ("accuracy_vs_cost", "error_vs_tolerance")
+        for name in ("accuracy_vs_cost", "error_vs_tolerance", "time_split")
         for task in ("linear", "spiral")
         for ext in ("png", "svg")
     }

@@ -16,6 +16,7 @@ import pytest
 from odebench import plugins, studies
 from odebench.environment import collect_metadata
 from odebench.harness.executors import Local
+from odebench.harness.summary import counted
 from odebench.harness.sweep import run_sweep
 from odebench.jobs.training import CURVE_COLUMNS, TrainingCase, run_training
 from odebench.results import load_curves, load_training
@@ -145,7 +146,7 @@ def test_kill_dash_nine_mid_training_sweep_then_resume_loses_and_duplicates_noth
     assert 1 <= done < 4
     resumed = subprocess.run([*command, "--resume"], cwd=ROOT, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{4 - done} cases run" in resumed.stdout
+    assert f"{counted(4 - done, 'train', done=True)} (0 failed)" in resumed.stdout
     runs = load_training(out)
     assert len(runs) == 4 and runs.case_id.is_unique and (runs.status == "ok").all()
     assert load_curves(out).groupby("case_id").size().tolist() == [20] * 4

@@ -11,46 +11,131 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullLocator
 
 from odebench.report.style import MethodStyle, method_order
 
 #: Legend entry explaining hollow markers.
 HOLLOW_NOTE = "hollow: at reference resolution"
 
+#: Font size of a panel's title: as large as the axis labels, so the panel says what it shows.
+TITLE_SIZE = "medium"
+
+#: Inches between two rows of panels (see `grid`).
+ROW_GAP = 1.1
+
+#: The share of a figure's height Matplotlib gives to the panels and the gaps between them.
+_HEIGHT_SHARE = 0.77
+
 
 def grid(
-    n_rows: int, n_cols: int, *, width: float = 4.2, height: float = 3.4, wspace: float = 0.42
+    n_rows: int,
+    n_cols: int,
+    *,
+    width: float = 4.2,
+    height: float = 3.4,
+    wspace: float = 0.42,
+    hspace: float | None = None,
 ) -> tuple[MplFigure, np.ndarray]:
     """A figure of `n_rows` x `n_cols` panels (a 2-D array of axes), drawn with Agg.
 
     Spacing is fixed rather than solved by a layout engine, which costs more than the drawing.
+    `hspace` (a fraction of a panel's height) defaults to `ROW_GAP` inches between rows, room for
+    one row's tick labels and axis label and the next row's two-line titles, however short the
+    panels are.
     """
+    if hspace is None:
+        usable = _HEIGHT_SHARE * height * n_rows
+        hspace = max(0.3, ROW_GAP * n_rows / max(usable - ROW_GAP * (n_rows - 1), 1e-9))
     fig = MplFigure(figsize=(width * n_cols, height * n_rows))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False, gridspec_kw={"wspace": wspace, "hspace": 0.55})
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, gridspec_kw={"wspace": wspace, "hspace": hspace})
     fig.subplots_adjust(left=0.5 / (width * n_cols), right=1 - 0.15 / (width * n_cols))
     return fig, axes
 
 
-def log_axes(ax: Axes, x: bool = True, y: bool = True) -> None:
+#: The narrowest span a log axis shows, as a factor: a near-constant quantity gets this much
+#: room around it instead of a window so narrow that its ticks read as offset noise.
+MIN_LOG_SPAN = 4.0
+
+#: Mantissas of the labelled ticks tried on a log axis, finest first.
+_LOG_SUBS = ((1, 2, 3, 5, 7), (1, 2, 5), (1, 3), (1,))
+
+
+def log_axes(ax: Axes, x: bool = True, y: bool = True, max_ticks: tuple[int, int] = (5, 6)) -> None:
     """Log scales on the chosen axes; call after the data is drawn.
 
-    Ticks sit at decades, or at 1-2-5 steps where the data spans less than two decades. There
-    are no minor ticks: they cost most of the drawing time and add little at this size.
+    An axis spans at least a factor `MIN_LOG_SPAN` (centred on the data) and carries between two
+    and `max_ticks` (x, y) labelled ticks (`log_ticks`): 1-2-3-5-7, 1-2-5 or 1-3 steps on short
+    spans, decades (or every k-th decade) on long ones. There are no minor ticks: they cost most
+    of the drawing time and add little at this size.
     """
-    for on, axis, set_scale, get_lim in (
-        (x, ax.xaxis, ax.set_xscale, ax.get_xlim),
-        (y, ax.yaxis, ax.set_yscale, ax.get_ylim),
+    for on, axis, set_scale, get_lim, set_lim, most in (
+        (x, ax.xaxis, ax.set_xscale, ax.get_xlim, ax.set_xlim, max_ticks[0]),
+        (y, ax.yaxis, ax.set_yscale, ax.get_ylim, ax.set_ylim, max_ticks[1]),
     ):
         if not on:
             continue
         set_scale("log")
         lo, hi = get_lim()
-        if lo > 0 and hi / lo < 100:
-            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_minor_locator(NullLocator())
+        if not (lo > 0 and hi > 0 and np.isfinite(lo) and np.isfinite(hi)):
+            continue
+        lo, hi = widened(lo, hi)
+        set_lim(lo, hi)
+        ticks = log_ticks(lo, hi, most)
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(FixedFormatter(tick_labels(ticks)))
+
+
+def widened(lo: float, hi: float, factor: float = MIN_LOG_SPAN) -> tuple[float, float]:
+    """`lo`, `hi` (positive), widened about their geometric centre to span at least `factor`."""
+    lo, hi = min(lo, hi), max(lo, hi)
+    if hi / lo >= factor:
+        return lo, hi
+    centre, half = np.sqrt(lo * hi), np.sqrt(factor)
+    return float(centre / half), float(centre * half)
+
+
+def log_ticks(lo: float, hi: float, max_ticks: int = 6) -> list[float]:
+    """Between two and `max_ticks` round values in [`lo`, `hi`] for a log axis: the finest of
+    1-2-3-5-7, 1-2-5, 1-3 or decade steps that fits, else every k-th decade."""
+    first, last = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    inside = [lo * (1 - 1e-9), hi * (1 + 1e-9)]
+    for subs in _LOG_SUBS:
+        ticks = [float(f"{m}e{e}") for e in range(first, last + 1) for m in subs]
+        ticks = [t for t in ticks if inside[0] <= t <= inside[1]]
+        if 2 <= len(ticks) <= max_ticks:
+            return ticks
+    decades = [e for e in range(first, last + 1) if inside[0] <= 10.0**e <= inside[1]]
+    step = max(1, -(-len(decades) // max_ticks))
+    return [float(f"1e{e}") for e in decades[::step]]
+
+
+def tick_labels(ticks: Sequence[float]) -> list[str]:
+    """Labels for log-axis ticks in one style per axis: plain (``0.02``, ``500``) where every tick
+    lies in [0.001, 100000), else powers of ten (``2×10⁻⁷`` as mathtext)."""
+    if all(1e-3 <= t < 1e5 for t in ticks):
+        return [f"{t:g}" for t in ticks]
+    labels = []
+    for t in ticks:
+        exponent = int(np.floor(np.log10(t) + 1e-9))
+        mantissa = round(t / 10.0**exponent, 6)
+        power = f"10^{{{exponent}}}"
+        labels.append(f"${power}$" if mantissa == 1 else f"${mantissa:g}\\times{power}$")
+    return labels
+
+
+def integer_ticks(ax: Axes, y: bool = True) -> None:
+    """Only whole numbers as ticks on a count axis (steps, evaluations): a view holding fewer
+    than two whole numbers is widened to the whole numbers around it."""
+    get_lim, set_lim = (ax.get_ylim, ax.set_ylim) if y else (ax.get_xlim, ax.set_xlim)
+    lo, hi = get_lim()
+    if np.isfinite(lo) and np.isfinite(hi) and np.floor(hi) - np.ceil(lo) < 1:
+        lo, hi = np.floor(lo), max(np.ceil(hi), np.floor(lo) + 1)
+        pad = 0.05 * (hi - lo)
+        set_lim(lo - pad, hi + pad)
+    (ax.yaxis if y else ax.xaxis).set_major_locator(MaxNLocator(nbins=5, integer=True))
 
 
 def wrap(n_panels: int, max_cols: int = 3) -> tuple[int, int]:
@@ -83,10 +168,11 @@ def draw_points(ax: Axes, x: np.ndarray, y: np.ndarray, hollow: np.ndarray, styl
 def method_handles(methods: Iterable[str], styles: dict[str, MethodStyle], labels=None) -> list[Line2D]:
     """Legend entries (marker and line in the method's colour) for `methods` in report order."""
     labels = labels or {}
-    return [
-        Line2D([], [], color=styles[m].colour, marker=styles[m].marker, label=labels.get(m, m))
-        for m in method_order(methods)
-    ]
+    return [_handle(styles[m], labels.get(m, m)) for m in method_order(methods)]
+
+
+def _handle(style: MethodStyle, label: str) -> Line2D:
+    return Line2D([], [], color=style.colour, marker=style.marker, linestyle=style.linestyle, label=label)
 
 
 def hollow_handle() -> Line2D:

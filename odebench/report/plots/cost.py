@@ -6,14 +6,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
 
 from odebench.report.document import Figure
 from odebench.report.plots import common
 from odebench.report.style import LABELS, MethodStyle, figure_style, method_order
 
-#: The cost axes, in panel order.
-COSTS = {"nfe_backward": "backward NFE", "time_total_s": "time", "peak_memory_mib": "memory"}
+#: The cost axes, in panel order. The backward work is NFE + VJPs: a method that solves
+#: backwards pays one NFE and one VJP per evaluation, while naive, which solves nothing
+#: backwards, pays a VJP per forward evaluation it stored; NFE alone would put naive at zero.
+COSTS = {"backward_evals": "backward NFE + VJPs", "time_total_s": "time", "peak_memory_mib": "memory"}
+
+
+def backward_evals(frame: pd.DataFrame) -> pd.Series:
+    """Passes through the vector field in the backward pass: NFE + VJPs (missing when both are)."""
+    nfe = pd.to_numeric(frame["nfe_backward"], errors="coerce").astype(float)
+    vjp = pd.to_numeric(frame["vjp_backward"], errors="coerce").astype(float)
+    return nfe.fillna(0).add(vjp.fillna(0)).where(nfe.notna() | vjp.notna())
 
 
 def pareto_mask(cost: np.ndarray, error: np.ndarray) -> np.ndarray:
@@ -30,10 +40,26 @@ def accuracy_vs_cost(
     df: pd.DataFrame, ok: pd.DataFrame, styles: dict[str, MethodStyle], figures_dir: Path
 ) -> list[Figure]:
     """One figure per task; one row of panels per regime, one column per cost; log-log."""
+    ok = ok.assign(backward_evals=backward_evals(ok))
     return [_task_figure(task, df, data, styles, figures_dir) for task, data in common.by_task(ok)]
 
 
+def accuracy_vs_cost_figures(ok: pd.DataFrame, styles: dict[str, MethodStyle]) -> dict[str, MplFigure]:
+    """The figures of `accuracy_vs_cost` as matplotlib figures, one per task, not saved."""
+    ok = ok.assign(backward_evals=backward_evals(ok))
+    return {task: _draw(task, data, styles)[0] for task, data in common.by_task(ok)}
+
+
 def _task_figure(task, df, ok, styles, figures_dir) -> Figure:
+    rows = common.regimes(ok)
+    fig, dropped = _draw(task, ok, styles)
+    with figure_style():
+        png, svg = common.save(fig, figures_dir, common.file_name("accuracy_vs_cost", task))
+    return Figure(f"Accuracy vs cost: {task}", _caption(task, df, ok, rows, dropped), png, svg)
+
+
+def _draw(task, ok, styles) -> tuple[MplFigure, dict[str, set[str]]]:
+    """One task's figure, drawn and not saved, and per method what log axes could not show."""
     rows = common.regimes(ok)
     dropped: dict[str, set[str]] = {}
     with figure_style():
@@ -47,16 +73,23 @@ def _task_figure(task, df, ok, styles, figures_dir) -> Figure:
                 for method, why in zip(data.loc[~keep, "method"], no_error[~keep]):
                     dropped.setdefault(method, set()).add("gradient error" if why else COSTS[cost])
                 _panel(ax, data[keep], cost, styles)
-                ax.set_title(f"{regime}\nerror vs {COSTS[cost]}", fontsize="small")
+                ax.set_title(f"{regime}\nerror vs {COSTS[cost]}", fontsize=common.TITLE_SIZE)
                 ax.set_xlabel(LABELS[cost])
                 ax.set_ylabel(LABELS["grad_rel_error"])
         front = Line2D([], [], color="black", alpha=0.18, linewidth=7, label="Pareto front")
         handles = [*common.method_handles(ok["method"], styles), common.hollow_handle(), front]
         common.outside_legend(fig, handles, title="method")
-        png, svg = common.save(fig, figures_dir, common.file_name("accuracy_vs_cost", task))
+    return fig, dropped
+
+
+def _caption(task, df, ok, rows, dropped) -> str:
     caption = (
-        f"{task}: relative gradient error against three costs of one gradient: backward function "
-        "evaluations, forward + backward time (median over repeats) and peak memory. Log-log. One "
+        f"{task}: relative gradient error against three costs of one gradient: the backward "
+        "pass's work, forward + backward time (median over repeats) and peak memory. Log-log. The "
+        "backward work counts passes through the vector field f: its evaluations (NFE) plus its "
+        "vector-Jacobian products (VJPs). Naive solves nothing backwards (backward NFE 0): its "
+        "backward work is one VJP per forward evaluation it stored; a method that solves or "
+        "replays backwards pays an NFE and a VJP for each evaluation. One "
         "row per regime (size · solver · dtype · device): nothing from another regime is drawn "
         "in a panel. Points of one method are joined across the regime's tolerances (or steps); "
         "seeds are drawn as their median; hollow markers are at the reference's resolution (the "
@@ -68,7 +101,7 @@ def _task_figure(task, df, ok, styles, figures_dir) -> Figure:
         gaps = "; ".join(f"{m} ({', '.join(sorted(dropped[m]))})" for m in method_order(dropped))
         caption += f" Points without a positive error or cost cannot be drawn on log axes: {gaps}."
     note = common.missing_note(df[df["task"] == task], ok, rows)
-    return Figure(f"Accuracy vs cost: {task}", f"{caption} {note}".strip(), png, svg)
+    return f"{caption} {note}".strip()
 
 
 def _panel(ax, data: pd.DataFrame, cost: str, styles) -> None:
@@ -79,7 +112,7 @@ def _panel(ax, data: pd.DataFrame, cost: str, styles) -> None:
     for method in method_order(medians["method"]):
         rows = medians[medians["method"] == method]
         style = styles[method]
-        ax.plot(rows[cost], rows["grad_rel_error"], color=style.colour, lw=1.2, zorder=2)
+        ax.plot(rows[cost], rows["grad_rel_error"], color=style.colour, ls=style.linestyle, lw=1.2, zorder=2)
         common.draw_points(
             ax, rows[cost].to_numpy(), rows["grad_rel_error"].to_numpy(),
             rows["at_reference_resolution"].to_numpy(), style,

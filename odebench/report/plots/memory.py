@@ -63,8 +63,9 @@ def memory_scaling(
                 )
                 style = styles[method]
                 ax.plot(
-                    rows["size"], rows["peak_memory_mib"], color=style.colour, marker=style.marker, lw=1.4
-                )
+                    rows["size"], rows["peak_memory_mib"], color=style.colour, marker=style.marker,
+                    linestyle=style.linestyle, lw=1.4,
+                )  # fmt: skip
                 slope = fit_slope(rows["size"].to_numpy(), rows["peak_memory_mib"].to_numpy())
                 labels[method] = (
                     f"{method} (slope {slope:.2f})" if slope is not None else f"{method} (one size)"
@@ -73,7 +74,7 @@ def memory_scaling(
             sizes = sorted(data["size"].unique())
             if len(sizes) <= 8:
                 ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
-            ax.set_title(f"{title}\npeak memory vs {_knob(data)}", fontsize="small")
+            ax.set_title(f"{title}\npeak memory vs {_knob(data)}", fontsize=common.TITLE_SIZE)
             ax.set_xlabel(_knob(data))
             ax.set_ylabel(LABELS["peak_memory_mib"])
             handles = common.method_handles(labels, styles, labels)

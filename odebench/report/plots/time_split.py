@@ -1,7 +1,9 @@
-"""Time split: forward and backward time per method, as a share of naive's time on the same case.
+"""Time split: where each method's time goes, forward and backward, in milliseconds.
 
 One panel per regime at its tightest setting (smallest tolerance, or smallest step), where the
-methods differ most; times are divided only by naive's time on the same case in the same run.
+methods differ most. Each case was timed in its own process, where the same work's time moves by
+up to 1.7x from one process to the next: the bars show the split, and rank nothing (speed
+verdicts come from same-run ratios, `odebench.report.speed`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.patches import Patch
 
-from odebench.report.data import same_run_ratios
 from odebench.report.document import Figure
 from odebench.report.plots import common
 from odebench.report.style import MethodStyle, figure_style, method_order
@@ -26,13 +27,11 @@ def tightest(ok: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(keep) if keep else ok.iloc[:0]
 
 
-def time_ratios(ok: pd.DataFrame) -> pd.DataFrame:
-    """Per regime (tightest setting) and method: median forward and backward time over naive's
-    total on the same case in the same run. Columns: regime, setting, method, forward,
-    backward, cases."""
+def split_times(ok: pd.DataFrame) -> pd.DataFrame:
+    """Per regime (tightest setting) and method: median forward and backward time in ms over
+    its seeds. Columns: regime, setting, method, forward, backward, cases."""
     data = tightest(ok).assign(
-        forward=lambda d: same_run_ratios(d, "time_forward_s"),
-        backward=lambda d: same_run_ratios(d, "time_backward_s"),
+        forward=lambda d: d["time_forward_s"] * 1e3, backward=lambda d: d["time_backward_s"] * 1e3
     )
     data = data.dropna(subset=["forward", "backward"])
     out = data.groupby(["regime", "setting", "method"], sort=False).agg(
@@ -44,8 +43,8 @@ def time_ratios(ok: pd.DataFrame) -> pd.DataFrame:
 def time_split(
     df: pd.DataFrame, ok: pd.DataFrame, styles: dict[str, MethodStyle], figures_dir: Path
 ) -> list[Figure]:
-    """One figure per task with a timed naive case: a panel per regime, a bar per method."""
-    ratios = time_ratios(ok)
+    """One figure per task with a timed case: a panel per regime, a bar per method."""
+    ratios = split_times(ok)
     figures = []
     for task, data in common.by_task(ok):
         task_ratios = ratios[ratios["regime"].isin(set(data["regime"]))]
@@ -67,21 +66,18 @@ def _task_figure(task, df, ratios, styles, figures_dir) -> Figure:
             tried = set(df.loc[(df["regime"] == regime) & (df["setting"] == setting), "method"])
             missing = method_order(tried - set(data.index))
             if missing:
-                gaps.append(
-                    f"No ratio on {regime} {setting} (failed, or no naive case): {', '.join(missing)}."
-                )
+                gaps.append(f"Not timed on {regime} {setting} (failed): {', '.join(missing)}.")
             methods = method_order(data.index)[::-1]
             for y, method in enumerate(methods):
                 fwd, bwd, n = data.loc[method, ["forward", "backward", "cases"]]
                 colour = styles[method].colour
                 ax.barh(y, fwd, color=colour, edgecolor=colour)
                 ax.barh(y, bwd, left=fwd, color=colour, alpha=0.45, hatch="///", edgecolor=colour)
-                ax.text(fwd + bwd, y, f" {fwd + bwd:.2g}x (n={n:.0f})", va="center", fontsize="small")
-            ax.axvline(1.0, color="0.3", linestyle="--", linewidth=1)
+                ax.text(fwd + bwd, y, f" {fwd + bwd:.3g} ms (n={n:.0f})", va="center", fontsize="small")
             ax.set_yticks(range(len(methods)), methods)
-            ax.set_xlim(0, 1.3 * max(1.0, float((data["forward"] + data["backward"]).max())))
-            ax.set_title(f"{regime}\n{setting}: time relative to naive", fontsize="small")
-            ax.set_xlabel("time / naive's forward + backward time [ratio]")
+            ax.set_xlim(0, 1.35 * float((data["forward"] + data["backward"]).max()))
+            ax.set_title(f"{regime}\n{setting}: time per case", fontsize=common.TITLE_SIZE)
+            ax.set_xlabel("forward + backward time [ms], each case in its own process")
         common.unused(axes, len(panels))
         legend = [
             Patch(facecolor="0.5", edgecolor="0.5", label="forward"),
@@ -90,9 +86,10 @@ def _task_figure(task, df, ratios, styles, figures_dir) -> Figure:
         common.outside_legend(fig, legend, title="bar part")
         png, svg = common.save(fig, figures_dir, common.file_name("time_split", task))
     caption = (
-        f"{task}: forward (solid) and backward (hatched) time of each method divided by naive's "
-        "forward + backward time on the same case measured in the same run; one panel per regime "
-        "at its tightest setting (named in the panel's title), median over seeds (n). The dashed "
-        "line is naive's total."
+        f"{task}: where each method's time goes, forward (solid) and backward (hatched), in ms; "
+        "one panel per regime at its tightest setting (named in the panel's title), median over "
+        "seeds (n). Each case was timed in its own process, where the same work's time moves by up "
+        "to 1.7x: the bars show the split and rank nothing; the speed verdicts are the same-run "
+        "ratios of the Speed section."
     )
     return Figure(f"Time split: {task}", " ".join([caption, *gaps]), png, svg)

@@ -38,13 +38,15 @@ def _task_figure(task, df, adaptive, styles, figures_dir) -> Figure:
             for method in method_order(medians["method"]):
                 series = medians[medians["method"] == method]
                 style = styles[method]
-                ax.plot(series["rtol"], series["grad_rel_error"], color=style.colour, lw=1.2)
+                ax.plot(
+                    series["rtol"], series["grad_rel_error"], color=style.colour, ls=style.linestyle, lw=1.2
+                )
                 common.draw_points(
                     ax, series["rtol"].to_numpy(), series["grad_rel_error"].to_numpy(),
                     series["at_reference_resolution"].to_numpy(), style,
                 )  # fmt: skip
             common.log_axes(ax)
-            ax.set_title(f"{regime}\nerror vs tolerance", fontsize="small")
+            ax.set_title(f"{regime}\nerror vs tolerance", fontsize=common.TITLE_SIZE)
             ax.set_xlabel(LABELS["rtol"])
             ax.set_ylabel(LABELS["grad_rel_error"])
         common.unused(axes, len(rows))
