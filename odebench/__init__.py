@@ -2,7 +2,8 @@
 
 Public API: the registries (`methods`, `solvers`, `tasks`, `suites`), one measurement (`Case` ->
 `run_case` -> `Record`), your own model in one call (`compare_methods`), the results store
-(`load`) and the counting wrapper (`CountedField`).
+(`load`) and the counting wrapper (`CountedField`). The subpackages the docs name
+(``odebench.results``, ``odebench.harness``, ``odebench.report``, ...) are reachable as attributes.
 Everything is imported on first use, so ``import odebench`` (and the command line's parsing of
 its arguments) does not import torch.
 """
@@ -33,10 +34,34 @@ _EXPORTS = {
     "suites": ("odebench.suites", None),
 }
 
+#: Subpackages and modules the docs name as ``odebench.<name>``: reachable after ``import
+#: odebench``, imported on first use, but not part of ``from odebench import *``.
+_MODULES = (
+    "claims",
+    "cli",
+    "comparison",
+    "environment",
+    "errors",
+    "harness",
+    "jobs",
+    "measure",
+    "models",
+    "plugins",
+    "policy",
+    "references",
+    "registry",
+    "report",
+    "results",
+    "studies",
+    "usermodel",
+)
+
 __all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(f"odebench.{name}")  # sets the attribute on the package
     if name not in _EXPORTS:
         raise AttributeError(f"module 'odebench' has no attribute {name!r}")
     module, attribute = _EXPORTS[name]
@@ -47,4 +72,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted({*__all__, *_MODULES})

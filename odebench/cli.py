@@ -2,7 +2,10 @@
 
 Bad input (unknown names, impossible tolerances, a device this machine lacks) exits 2 with one
 line naming what is valid. A sweep that completes exits 0 even when cases failed: failures are
-results. ``compare`` exits 1 when anything regressed.
+results. ``compare`` exits 1 when anything regressed. Ctrl-C (or SIGTERM) stops a sweep after the
+records written and prints how to resume it (exit 130, 143 for SIGTERM); output cut short by a
+closed pipe (``odebench list | head``) ends quietly (exit 141). Warnings are one line each, each
+once. ``list`` and ``compare`` print JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -10,14 +13,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import json
+import math
+import os
 import shlex
+import signal
 import sys
 import tempfile
+import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from odebench.errors import InvalidInputError, OdebenchError
+from odebench import __version__
+from odebench.errors import InvalidInputError, OdebenchError, first_line
 from odebench.jobs.base import STATUSES
 from odebench.policy import Policy
 
@@ -36,13 +46,31 @@ def _floats(value: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
 
 
+def _positive(value: str) -> float:
+    number = _floats(value)
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
+    return number
+
+
+#: Help of ``--plugin``, shared by every command that takes it.
+_PLUGIN_HELP = "a Python file registering your own tasks, methods or studies (repeatable)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="odebench", description="Benchmark Neural-ODE gradient methods.")
+    parser.add_argument("--version", action="version", version=f"odebench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     listing = sub.add_parser("list", help="list tasks, methods, solvers or suites")
-    listing.add_argument("what", nargs="?", choices=["tasks", "studies", "methods", "solvers", "suites"])
-    listing.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
+    listing.add_argument(
+        "what",
+        nargs="?",
+        choices=["tasks", "studies", "methods", "solvers", "suites"],
+        help="one section (default: every one)",
+    )
+    listing.add_argument("--plugin", action="append", default=[], metavar="FILE.py", help=_PLUGIN_HELP)
+    listing.add_argument("--json", action="store_true", help="print JSON: each section's entries and fields")
 
     run = sub.add_parser(
         "run",
@@ -58,11 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
             "out with the reason."
         ),
     )
-    run.add_argument("--suite", help="quick (the default without axes), full or gate")
+    run.add_argument("--suite", help="quick (the default without axes), full or gate (gradient suites)")
     run.add_argument("--task", nargs="+", help="tasks (default: every task)")
     run.add_argument("--size", nargs="+", type=int, help="task sizes (the task's size knob)")
     run.add_argument("--repeats", type=int, help="timed runs per case after one warm-up")
     run.add_argument("--atol-ratio", type=_floats, default=1e-2, help="atol = rtol * this (default 1e-2)")
+    run.add_argument(
+        "--no-ratios",
+        action="store_true",
+        help="skip the same-run time ratio case per problem (then the report gives no speed verdict)",
+    )
     run.add_argument(
         "--model",
         metavar="PACKAGE.MODULE:FACTORY",
@@ -84,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
             "--dtype, --device and --seed apply to every run."
         ),
     )
-    train.add_argument("--suite", help="train-quick (the default without axes), claims or train-full")
+    train.add_argument(
+        "--suite", help="train-quick (the default without axes), claims or train-full (training suites)"
+    )
     train.add_argument("--study", nargs="+", help="studies (see `odebench list studies`)")
     train.add_argument("--atol", nargs="+", type=_floats, help="absolute tolerances of adaptive solvers")
     train.add_argument("--iterations", nargs="+", type=int, help="training iterations (default: the study's)")
@@ -93,18 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep_arguments(train)
 
     report = sub.add_parser("report", help="write report.md, report.html and figures")
-    report.add_argument("results", nargs="+")
+    report.add_argument("results", nargs="+", help="results files (JSONL), or folders of them")
     report.add_argument("--out", required=True, help="output directory")
-    report.add_argument("--max-memory", type=_floats, help="memory budget in MiB for the picks")
-    report.add_argument("--max-error", type=_floats, help="gradient error target for the picks")
+    report.add_argument("--max-memory", type=_positive, help="memory budget in MiB for the picks (> 0)")
+    report.add_argument("--max-error", type=_positive, help="gradient error target for the picks (> 0)")
 
     compare = sub.add_parser(
         "compare",
         help="compare two results files case by case",
         description="Exit 1 when a case regressed or a case of BASE is missing from NEW.",
     )
-    compare.add_argument("base")
-    compare.add_argument("new")
+    compare.add_argument("base", help="the results file to compare against")
+    compare.add_argument("new", help="the results file judged")
     default = Policy()
     compare.add_argument(
         "--ratio-factor", type=_floats, help="also judge each method's time over naive's in the same run"
@@ -123,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"interleaved time ratios (default {default.interleaved_factor:g})",
     )
     compare.add_argument("--out", help="also write the comparison as markdown")
+    compare.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON (verdict, counts, every regression) instead of markdown",
+    )
 
     merge = sub.add_parser(
         "merge",
@@ -133,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
             "unless --force."
         ),
     )
-    merge.add_argument("results", nargs="+")
+    merge.add_argument("results", nargs="+", help="results files, in order (a later file's record wins)")
     merge.add_argument("--out", required=True, help="the merged results file (must not exist)")
     merge.add_argument("--force", action="store_true", help="merge different versions or suites")
     return parser
@@ -156,9 +196,14 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solver", nargs="+", help="solvers")
     parser.add_argument("--rtol", nargs="+", type=_floats, help="relative tolerances of adaptive solvers")
     parser.add_argument("--step-size", nargs="+", type=_floats, help="steps of fixed-step solvers")
-    parser.add_argument("--dtype", nargs="+", choices=["float64", "float32"])
+    parser.add_argument(
+        "--dtype",
+        nargs="+",
+        choices=["float64", "float32"],
+        help="precision of every case (default float64; with --model, the model's)",
+    )
     parser.add_argument("--device", nargs="+", help="cpu or cuda")
-    parser.add_argument("--seed", nargs="+", type=int)
+    parser.add_argument("--seed", nargs="+", type=int, help="seeds of the problems' random draws (default 0)")
     parser.add_argument("--max-steps", type=int, default=20_000, help="adaptive step budget per interval")
     parser.add_argument("--timeout", type=_floats, default=300.0, help="seconds per case (default 300)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
@@ -178,7 +223,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="STATUS",
         help="with --resume: run again the recorded cases with these statuses (default: timeout crashed)",
     )
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py", help=_PLUGIN_HELP)
     parser.add_argument("--in-process", action="store_true", help="no worker subprocess (debugging)")
     parser.add_argument(
         "--executor", choices=["local", "dask"], default="local", help="where cases run (default local)"
@@ -192,7 +237,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
         "--one-per-host", action="store_true", help="dask: one CPU case at a time per host (quiet timings)"
     )
     parser.add_argument("--shard", type=_shard, metavar="I/N", help="run only the I-th of N shards (1-based)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--dry-run", action="store_true", help="print the cases and exit")
 
 
@@ -201,16 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = shlex.join(["odebench", *argv])
     try:
-        if args.command == "list":
-            return _list(args)
-        if args.command in ("run", "train"):
-            with _user_model(args):
-                return _run(args, command)
-        if args.command == "report":
-            return _report(args, command)
-        if args.command == "merge":
-            return _merge(args)
-        return _compare(args)
+        with _one_line_warnings():
+            return _dispatch(args, command)
+    except BrokenPipeError:  # the reader left (``odebench list | head -1``): end quietly
+        _quiet_stdout()
+        return 128 + signal.SIGPIPE
     except OdebenchError as exc:
         print(f"odebench: error: {exc}", file=sys.stderr)
         return 2
@@ -224,6 +264,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _dispatch(args, command: str) -> int:
+    if args.command == "list":
+        return _list(args)
+    if args.command in ("run", "train"):
+        with _user_model(args):
+            return _run(args, command)
+    if args.command == "report":
+        return _report(args, command)
+    if args.command == "merge":
+        return _merge(args)
+    return _compare(args)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show each warning as one line, ``odebench: warning: ...``, and each text once per command
+    (a results file that several readers read warns once)."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = first_line(str(message))
+        if not category.__module__.startswith("odebench"):
+            text = f"{category.__name__}: {text}"
+        if text not in seen:
+            seen.add(text)
+            with contextlib.suppress(OSError, ValueError):
+                print(f"odebench: warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 @contextlib.contextmanager
 def _user_model(args) -> Iterator[None]:
     """With ``run --model``: its task registered here and, shipped as a plug-in, in the worker."""
@@ -234,6 +314,7 @@ def _user_model(args) -> Iterator[None]:
     from odebench.usermodel import from_factory, registered
 
     task = from_factory(args.model)
+    _check_resumed_model(args, task.name)
     args.task = [*(args.task or ()), task.name]
     args.dtype = args.dtype or [task.dtype_name]
     args.device = args.device or [task.device_name]
@@ -243,32 +324,41 @@ def _user_model(args) -> Iterator[None]:
         yield
 
 
+def _check_resumed_model(args, name: str) -> None:
+    """On ``--resume``, warn (one line) when the file records this model class under another
+    content hash: its cases get new ids, so none of the recorded ones is skipped."""
+    if not (args.resume and args.out and Path(args.out).is_file()):
+        return
+    from odebench.results import recorded_tasks
+
+    try:
+        recorded = recorded_tasks(args.out)
+    except OdebenchError:  # not a results file: the writer refuses it in its own words
+        return
+    prefix = name.rsplit("-", 1)[0] + "-"
+    others = sorted(task for task in recorded if task.startswith(prefix) and task != name)
+    if others:
+        print(
+            f"odebench: warning: {args.out} records {', '.join(others)}, but --model {args.model} is now "
+            f"{name}: its content changed (an unseeded model?), so none of its recorded cases is "
+            "skipped; seed the factory to resume it",
+            file=sys.stderr,
+        )
+
+
 def _list(args) -> int:
-    from odebench import methods, solvers, studies, suites, tasks
+    from odebench import catalog
     from odebench.plugins import load_plugins
 
     load_plugins(args.plugin)
-    sections = [args.what] if args.what else ["tasks", "studies", "methods", "solvers", "suites"]
+    sections = [args.what] if args.what else list(catalog.SECTIONS)
+    if args.json:
+        print(json.dumps({section: catalog.entries(section) for section in sections}, indent=2, default=str))
+        return 0
     for section in sections:
         print(f"{section}:")
-        if section == "tasks":
-            for name, task in tasks.registry.items():
-                print(f"  {name:26s} {task.description} [{task.size_knob}, default {task.default_size}]")
-        elif section == "studies":
-            for name, study in studies.registry.items():
-                print(f"  {name:26s} {study.description} [{study.paper.split(',')[0]}]")
-        elif section == "methods":
-            for name, method in methods.registry.items():
-                caps = method.capabilities
-                print(f"  {name:26s} {method.description} ({caps.backend} {method.backend_version})")
-            for name, reason in methods.unavailable().items():
-                print(f"  {name:26s} unavailable: {reason}")
-        elif section == "solvers":
-            for name, solver in solvers.registry.items():
-                print(f"  {name:26s} {solver.description}")
-        else:
-            for name, suite in suites.registry.items():
-                print(f"  {name:26s} {suite.description} ({suite.expected_duration})")
+        for entry in catalog.entries(section):
+            print(f"  {catalog.line(section, entry)}")
     return 0
 
 
@@ -304,6 +394,7 @@ def _plan(args):
         max_steps=args.max_steps,
         eval_every=getattr(args, "eval_every", None),
         max_seconds=getattr(args, "max_seconds", None),
+        ratios=not getattr(args, "no_ratios", False),
     )
     return suites.plan(args.suite, selection, setting_axes, settings, default=_default_suite(args))
 
@@ -331,16 +422,18 @@ def _executor_options(args):
 def _run(args, command: str) -> int:
     from odebench.environment import collect_metadata
     from odebench.harness.executors import describe_line
-    from odebench.harness.summary import summary_table
+    from odebench.harness.summary import counted, summary_table
     from odebench.harness.sweep import run_plan, shard
     from odebench.plugins import load_plugins
 
+    if args.resume and not args.out:
+        raise InvalidInputError("--resume continues a results file: give --out FILE too")
     load_plugins(args.plugin)
     options = _executor_options(args)
     options.check_devices(args.device or ())
     expansion = _plan(args)
     cases = expansion.runnable() if args.shard is None else shard(expansion.runnable(), *args.shard)
-    count = f"{len(cases)} cases" + (
+    count = counted(len(cases), args.command) + (
         f" (shard {args.shard[0]}/{args.shard[1]} of {len(expansion.cases)})" if args.shard else ""
     )
     left_out = [f"  left out {n}: {reason}" for reason, n in expansion.reasons().items()]
@@ -358,7 +451,7 @@ def _run(args, command: str) -> int:
     devices = args.device or ("cpu",)
     metadata = collect_metadata(device=devices[0], command=command)
     metadata.update(suite=suite, threads=args.threads, timeout_s=args.timeout)
-    with options.build() as executor:
+    with _sigterm_interrupts() as received, options.build() as executor:
         print(describe_line(executor.describe()), flush=True)
         result = run_plan(
             expansion,
@@ -374,13 +467,34 @@ def _run(args, command: str) -> int:
     print(summary_table(result.records))
     failed = len(result.failures)
     print(
-        f"\n{len(result.records)} cases run ({failed} failed), {result.skipped} already recorded, "
+        f"\n{counted(len(result.records), args.command, done=True)} ({failed} failed), "
+        f"{result.skipped} already recorded, "
         f"in {result.wall_time_s:.1f} s -> {out}"
     )
     if result.interrupted:
         print(f"interrupted: rerun with --resume --out {out} to continue", file=sys.stderr)
-        return 130
+        return 128 + (received[-1] if received else signal.SIGINT)
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[list[int]]:
+    """While a sweep runs, SIGTERM (``kill``, a batch scheduler's stop) stops it as Ctrl-C does:
+    after the records already written, with the line that resumes it. Yields the signals seen."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():  # handlers live in the main thread
+        yield received
+        return
+
+    def interrupt(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _retried(args) -> tuple[str, ...]:
@@ -406,21 +520,26 @@ def _selection_given(args):
 
 def _report(args, command: str) -> int:
     from odebench.report import write_report
-    from odebench.results import load, load_curves, load_training
+    from odebench.results import load, load_curves, load_ratios, load_training
 
     frame, training = load(args.results), load_training(args.results)
     if frame.empty and training.empty:
         raise InvalidInputError(f"no records in {', '.join(args.results)}; nothing to report")
-    html = write_report(
-        frame,
-        Path(args.out),
-        command=command,
-        sources=list(args.results),
-        max_memory_mib=args.max_memory,
-        max_error=args.max_error,
-        training=training,
-        curves=load_curves(args.results),
-    )
+    try:
+        html = write_report(
+            frame,
+            Path(args.out),
+            command=command,
+            sources=list(args.results),
+            max_memory_mib=args.max_memory,
+            max_error=args.max_error,
+            training=training,
+            curves=load_curves(args.results),
+            ratios=load_ratios(args.results),
+        )
+    except KeyboardInterrupt:
+        print(f"odebench report: interrupted; {args.out} left as it was (no partial report)", file=sys.stderr)
+        return 130
     print(f"report: {html} (and report.md, figures/ beside it)")
     return 0
 
@@ -440,6 +559,7 @@ def _merge(args) -> int:
 
 def _compare(args) -> int:
     from odebench.comparison import compare, render_comparison
+    from odebench.comparison.as_json import as_json
     from odebench.results import load, load_ratios
 
     policy = Policy(
@@ -450,9 +570,14 @@ def _compare(args) -> int:
     )
     ratios = {"base_ratios": load_ratios(args.base), "new_ratios": load_ratios(args.new)}
     comparison = compare(load(args.base), load(args.new), policy, **ratios)
+    if comparison.n_common == 0:
+        raise InvalidInputError(
+            f"{args.base} and {args.new} have no cases in common ({comparison.n_only_in_base} only in "
+            f"base, {comparison.n_only_in_new} only in new): nothing to compare"
+        )
     markdown = render_comparison(comparison)
-    print(markdown)
     verdict = 1 if comparison.regressed else 0
+    print(json.dumps(as_json(comparison, verdict), indent=2) if args.json else markdown)
     if args.out:
         try:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)

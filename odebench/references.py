@@ -52,7 +52,7 @@ class Reference:
         task, size, seed: which problem (size resolved to the task's default when None).
         grad_y0: ``dL/dy0``, shaped like ``y0``.
         grad_params: ``{name: dL/dparam}`` in ``func.named_parameters()`` order.
-        kind: ``"analytic"`` or ``"dopri8"``.
+        kind: ``"analytic"``, ``"user"`` (a gradient the user passed) or ``"dopri8"``.
         error_estimate: relative 2-norm error estimate of the flattened gradient.
         settings: how it was computed (method, solver, tolerances, check tolerance).
         key: the cache key (sha256 hex digest).
@@ -106,8 +106,9 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "odebench" / "references"
 
 
-#: How a reference gradient can be computed: in closed form, or by float64 dopri8.
-REFERENCE_KINDS = ("analytic", "dopri8")
+#: How a reference gradient can be computed: in closed form, by float64 dopri8, or given by the
+#: user (`odebench.usermodel.UserTask`: its task's `exact_gradient_kind`).
+REFERENCE_KINDS = ("analytic", "dopri8", "user")
 
 
 def reference_settings(task_name: str, size: int | None = None, *, kind: str | None = None) -> dict[str, Any]:
@@ -137,8 +138,9 @@ def reference_gradient(
     """The reference gradient of task `task_name` at `size` (None: default) built with `seed`.
 
     Read from the cache when present (`use_cache`), otherwise computed and stored atomically.
-    `kind` None takes the analytic gradient where the task has one and dopri8 otherwise;
-    ``"dopri8"`` forces the numerical reference (to check it against an analytic one).
+    `kind` None takes the task's exact gradient where it has one (its `exact_gradient_kind`:
+    ``"analytic"``, or ``"user"`` for a gradient the user passed) and dopri8 otherwise;
+    ``"dopri8"`` forces the numerical reference (to check it against an exact one).
     """
     task = tasks.get(task_name)
     size = task.default_size if size is None else size
@@ -155,7 +157,7 @@ def reference_gradient(
     if use_cache and str(path) in _UNSTORED:
         return _UNSTORED[str(path)]
     start = time.perf_counter()
-    if settings["kind"] == "analytic":
+    if settings["kind"] != "dopri8":
         grad_y0, grad_params, error = _analytic(problem)
     else:
         grad_y0, grad_params, error = _dopri8(problem, settings)
@@ -190,14 +192,19 @@ _UNSTORED: dict[str, Reference] = {}
 
 
 def _settings(task: tasks.Task, size: int, problem: Problem, kind: str | None = None) -> dict[str, Any]:
+    exact = task.exact_gradient_kind if problem.exact_gradient is not None else None
     if kind is None:
-        kind = "analytic" if problem.exact_gradient is not None else "dopri8"
+        kind = exact or "dopri8"
     if kind not in REFERENCE_KINDS:
         raise InvalidInputError(f"unknown reference kind {kind!r}; valid: {', '.join(REFERENCE_KINDS)}")
-    if kind == "analytic":
-        if problem.exact_gradient is None:
+    if kind != "dopri8":
+        if exact is None:
             raise UnsupportedError(f"task {task.name!r} has no analytic gradient; use kind='dopri8'")
-        return {"kind": "analytic", "dtype": "float64", "device": "cpu"}
+        if kind != exact:
+            raise UnsupportedError(
+                f"task {task.name!r}'s exact gradient is {exact!r}; valid: {exact}, dopri8"
+            )
+        return {"kind": kind, "dtype": "float64", "device": "cpu"}
     tol = float(task.reference_tolerance(size))
     return {
         "kind": "dopri8",

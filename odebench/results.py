@@ -101,6 +101,7 @@ __all__ = [
     "merge",
     "read",
     "read_metadata",
+    "recorded_tasks",
 ]
 
 
@@ -152,6 +153,11 @@ class ResultsWriter:
                 raise InvalidInputError(
                     f"{self.path} already holds results; pass --resume to continue it "
                     "or choose another --out path"
+                )
+            if data and not _opens_with_header(data):
+                raise InvalidInputError(
+                    f"{self.path} is not an odebench results file (its first line is not a results "
+                    "header), so it cannot be resumed; choose another --out path"
                 )
             scan = _scan(data, self.path, warn=False)
             if scan.torn is not None:
@@ -236,6 +242,18 @@ class ResultsWriter:
             ) from None
         except OSError:  # filesystems without flock: go on unlocked
             pass
+
+
+def _opens_with_header(data: bytes) -> bool:
+    """Whether the first non-blank line of a file's bytes is a results header (or, alone in the
+    file, the start of one torn by a kill), so resuming it cannot rewrite another kind of file."""
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    if not lines:
+        return True
+    obj, problem = _parse_line(lines[0])
+    if problem is None:
+        return obj.get("type") == "header"
+    return len(lines) == 1 and lines[0].lstrip().startswith(b'{"type": "header"')
 
 
 def _collect_metadata() -> dict[str, Any]:
@@ -401,16 +419,28 @@ def _dedupe(scan: _Scan, path: Path, warn: bool) -> None:
         scan.entries[line_type] = [rows[i] for i in sorted(last.values())]
 
 
+def recorded_tasks(path: PathLike) -> set[str]:
+    """The task names that a results file's records (of every line type) name."""
+    scan = _read(Path(path), warn=False)
+    return {
+        row["task"]
+        for rows in scan.entries.values()
+        for row, _, _ in rows
+        if isinstance(row.get("task"), str)
+    }
+
+
 def read_metadata(path: PathLike) -> list[dict[str, Any]]:
     """The metadata of every header in a results file, in file order (one per session)."""
     return _read(Path(path), warn=False).headers
 
 
-def load_records(path: PathLike) -> list:
-    """The gradient Records of one results file, duplicates resolved (the last of a case_id wins)."""
+def load_records(path: PathLike, kind: str = "gradient") -> list:
+    """The records of one job kind (`odebench.jobs.KINDS`: gradient Records by default) of one
+    results file, duplicates resolved (the last of a case_id wins)."""
     from odebench.jobs import KINDS
 
-    kind = KINDS["gradient"]
+    kind = KINDS[kind]
     path = Path(path)
     out = []
     for row, _, lineno in _read(path).entries[kind.line]:

@@ -12,7 +12,7 @@ means what it means for a built-in task, and the records form an ordinary result
 * **Reference.** The task's problem is a float64 CPU copy of yours (a float32 model upcast
   exactly), so the automatic reference is that copy through dopri8
   (`odebench.references.reference_gradient`), cached in a temporary folder unless you name one.
-  A reference you pass becomes the task's exact gradient (``reference_kind`` "analytic").
+  A reference you pass becomes the task's exact gradient (``reference_kind`` "user").
 * **Your objects** are never touched: the task holds copies, and every case builds its own.
 * **Isolation.** In-process by default (a notebook's classes cannot be imported elsewhere).
   ``isolate=True`` ships the task to the sweep's worker (`odebench.harness.shipping`), so a
@@ -34,7 +34,6 @@ import sys
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +73,7 @@ class UserTask(Task):
     """
 
     description = "your own model"
+    exact_gradient_kind = "user"  # a reference passed is the user's, not a closed form
     paper = "none: your model"
     probes = "your own model, as you wrote it"
     size_knob = "none"
@@ -151,10 +151,16 @@ def default_step(t: torch.Tensor) -> float:
 def check_inputs(func: Any, y0: Any, t: Any, loss: Any) -> None:
     """Refuse, in one line, what no case could measure: the checks every solve makes
     (`odebench.methods.base.check_problem`), at least two output times, a dtype odebench
-    measures in, a callable loss."""
+    measures in, finite ``y0`` and ``t``, a callable loss."""
     if isinstance(y0, torch.Tensor) and y0.is_floating_point() and y0.dtype not in DTYPES.values():
         raise InvalidInputError(f"y0 has dtype {y0.dtype}; valid: {', '.join(DTYPES)}")
     check_problem(func, y0, t, min_times=2, times_as_y0=False)  # t is kept in float64
+    for name, x in (("y0", y0), ("t", t)):
+        if x.device.type != "meta" and not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).sum())
+            raise InvalidInputError(
+                f"{name} holds {bad} NaN or infinite value(s); every value must be finite"
+            )
     if not callable(loss):
         raise InvalidInputError(f"loss must be callable on the solution, got {_what(loss)}")
 
@@ -279,12 +285,13 @@ def compare_methods(
     y0: torch.Tensor,
     t: torch.Tensor,
     loss: Callable[[torch.Tensor], torch.Tensor],
-    methods: Sequence[str] | None = None,
+    methods: str | Sequence[str] | None = None,
     solver: str = "dopri5",
-    rtols: Sequence[float] = (1e-3, 1e-6),
+    rtols: float | Sequence[float] = (1e-3, 1e-6),
     repeats: int = 3,
     *,
-    step_sizes: Sequence[float] | None = None,
+    atol: float | Sequence[float] | None = None,
+    step_sizes: float | Sequence[float] | None = None,
     reference: Gradient | None = None,
     reference_error: float | None = None,
     isolate: bool = False,
@@ -305,7 +312,11 @@ def compare_methods(
 
     Args:
         func, y0, t, loss: your problem (see `UserTask`); none of them is modified.
-        methods: method names (None: every available one, `odebench.methods.names()`).
+        methods: method names, or one name (None: every available one, `odebench.methods.names()`).
+        rtols: relative tolerances of an adaptive `solver`, or one (each positive).
+        atol: absolute tolerance(s) of an adaptive `solver`, crossed with `rtols` (None: each
+            ``rtol * ATOL_RATIO``, 1e-2, as ``odebench run``'s ``--atol-ratio``).
+        step_sizes: steps of a fixed-step `solver`, or one (None: `default_step`).
         repeats: timed runs per case after a warm-up.
         reference, reference_error: your own reference gradient and its relative error.
         isolate: run each case in a forked worker process (the model must be importable there);
@@ -326,11 +337,13 @@ def compare_methods(
     from odebench.harness.shipping import ship
     from odebench.harness.sweep import run_plan
     from odebench.plugins import load_plugins
-    from odebench.suites import Grid, Settings
+    from odebench.suites import Grid, Settings, with_ratios
 
+    rtols, atols, step_sizes = _setting_axes(solver, rtols, atol, step_sizes)
     settings = Settings(repeats=repeats, max_steps=max_steps)
     load_plugins(plugins)
     task = UserTask(func, y0, t, loss, reference, reference_error)
+    methods = (methods,) if isinstance(methods, str) else methods
     names = tuple(methods) if methods is not None else tuple(method_registry.names())
     for name in names:
         method_registry.get(name)
@@ -338,14 +351,16 @@ def compare_methods(
         tasks=(task.name,),
         methods=names,
         solvers=(solver,),
-        rtols=tuple(rtols),
+        rtols=rtols,
+        atols=atols,
         sizes=(1,),
-        step_sizes=tuple(step_sizes) if step_sizes else (None,),
+        step_sizes=step_sizes,
         dtypes=(task.dtype_name,),
         devices=(task.device_name,),
     )
     adaptive = solvers.get(solver).adaptive
-    axis = f"rtols={tuple(rtols)}" if adaptive else f"step_sizes={step_sizes}"
+    axis = f"rtols={rtols}" + (f", atol={atols}" if atol is not None else "")
+    axis = axis if adaptive else f"step_sizes={None if step_sizes == (None,) else step_sizes}"
     metadata = collect_metadata(
         device=task.device_name,
         command=f"odebench.compare_methods({type(func).__name__}, methods={list(names)}, "
@@ -357,7 +372,7 @@ def compare_methods(
         registered(task),
         torch_threads(threads),
     ):
-        expansion = grid.expand(settings, repeats)
+        expansion = with_ratios(grid.expand(settings, repeats))  # the speed verdicts' timing
         expansion.runnable()  # refuses a plan with no case before anything is written
         shipped = (str(ship(task, Path(scratch))),) if isolate else ()
         options = ExecutorOptions(
@@ -378,6 +393,39 @@ def compare_methods(
     result = MethodComparison(out, left_out=expansion.left_out, interrupted=sweep.interrupted)
     weakref.finalize(result, shutil.rmtree, folder, ignore_errors=True)
     return result
+
+
+def _setting_axes(solver: str, rtols: Any, atol: Any, step_sizes: Any) -> tuple[tuple, tuple, tuple]:
+    """`compare_methods`' rtols, atols and steps as grid axes (a number alone is one value),
+    refused in one line where no case could mean them, as ``odebench run`` refuses them."""
+    from odebench.methods.base import check_tolerances
+
+    def values(value: Any, name: str) -> tuple:
+        many = isinstance(value, (Sequence, set, frozenset)) and not isinstance(value, str)
+        out = tuple(value) if many else (value,)
+        if not out:
+            raise InvalidInputError(f"{name} is empty; give a number or a sequence of numbers")
+        return out
+
+    def positive(value: Any, name: str) -> tuple:
+        out = values(value, name)
+        for v in out:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise InvalidInputError(f"{name} must be positive finite numbers, got {v!r}")
+        return tuple(float(v) for v in out)
+
+    atols: tuple = (None,)
+    if atol is not None:
+        if not solvers.get(solver).adaptive:
+            raise InvalidInputError(
+                f"atol applies to adaptive solvers; {solver} is fixed-step: give step_sizes instead"
+            )
+        atols = values(atol, "atol")
+        for a in atols:
+            check_tolerances(1.0, a)  # as ``odebench train --atol``: a finite number >= 0
+        atols = tuple(float(a) for a in atols)
+    steps = (None,) if step_sizes is None else positive(step_sizes, "step_sizes")
+    return positive(rtols, "rtols"), atols, steps
 
 
 class MethodComparison:
@@ -418,28 +466,54 @@ class MethodComparison:
         return load_records(self.path)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the records to a new results file (read by ``odebench report`` and ``compare``)."""
-        from odebench.results import ResultsWriter, read_metadata
+        """Write the records, and the same-run time ratios, to a new results file (read by
+        ``odebench report`` and ``compare``).
+
+        Raises:
+            InvalidInputError: (one line) when `path` exists or cannot be written.
+        """
+        from odebench.results import ResultsWriter, load_records, read_metadata
 
         path = Path(path)
-        with ResultsWriter(path, read_metadata(self.path)[0]) as writer:
-            for record in self.records:
-                writer.write(record)
+        if path.exists() and not path.is_dir() and path.stat().st_size:
+            raise InvalidInputError(f"{path} already exists; choose another path or remove it")
+        created = not path.exists()
+        try:
+            with ResultsWriter(path, read_metadata(self.path)[0]) as writer:
+                for record in [*self.records, *load_records(self.path, "ratio")]:
+                    writer.write(record)
+        except OSError as exc:
+            if created:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+            raise InvalidInputError(f"cannot write {path}: {exc.strerror or describe(exc)}{where}") from None
         return path
 
-    def plot(self, out_dir: str | os.PathLike[str] | None = None):
-        """Draw the report's accuracy-vs-cost figure into `out_dir` (default: beside the results
-        file); returns it (`odebench.report.document.Figure`: title, caption, png, svg)."""
+    def plot(self, path: str | os.PathLike[str] | None = None):
+        """The report's accuracy-vs-cost figure (gradient error against backward work, time and
+        memory) as a `matplotlib.figure.Figure`, saved to `path` when one is given (its suffix,
+        such as ``.png``, ``.svg`` or ``.pdf``, picks the format).
+
+        Raises:
+            InvalidInputError: (one line) with no successful record, or a `path` that cannot be
+                written.
+        """
         from odebench.report.data import ok_rows, prepare
-        from odebench.report.plots import accuracy_vs_cost
-        from odebench.report.style import method_styles
+        from odebench.report.plots.cost import accuracy_vs_cost_figures
+        from odebench.report.style import figure_style, method_styles
 
         df = prepare(self.table)
         ok = ok_rows(df)
         if ok.empty:
             raise InvalidInputError(f"no successful record of {self.task} to draw")
-        figures_dir = Path(out_dir) if out_dir is not None else self.path.parent / "figures"
-        (figure,) = accuracy_vs_cost(df, ok, method_styles(df["method"]), figures_dir)
+        (figure,) = accuracy_vs_cost_figures(ok, method_styles(df["method"])).values()
+        if path is not None:
+            try:
+                with figure_style():
+                    figure.savefig(path, dpi=110, bbox_inches="tight")
+            except (OSError, ValueError) as exc:  # an unwritable path, an unknown suffix
+                raise InvalidInputError(f"cannot save the figure to {path}: {describe(exc, 300)}") from None
         return figure
 
     def recommend(
@@ -448,30 +522,55 @@ class MethodComparison:
         """The fastest method *and setting* within the limits, and why each other one is not.
 
         Every (method, tolerance or step) measured is a candidate, named ``method at tol=..``;
-        `rtol` keeps only that tolerance's. The limits line names the settings considered.
+        `rtol` keeps only that tolerance's. The loosest setting at which some method meets the
+        limits is chosen (a tighter one takes more steps for every method), and within it the
+        fastest method by same-run time ratios (`odebench.report.recommend.recommend`: a tie on
+        time goes to the least memory). The limits line names the settings considered.
 
         Args:
             max_memory: peak memory budget in MiB.
             max_error: relative gradient error target.
         """
         from odebench.report.data import prepare
-        from odebench.report.recommend import recommend
+        from odebench.report.recommend import Recommendation, check_limits, recommend
+        from odebench.report.speed import prepare_ratios, speeds
+        from odebench.report.style import method_order
+        from odebench.results import load_ratios
 
+        check_limits(max_memory, max_error)
         df = prepare(self.table)
         if rtol is not None:
             df = df[(df["rtol"] - rtol).abs() <= 1e-9 * rtol]
             if df.empty:
                 measured = ", ".join(f"{r:g}" for r in sorted(set(self.table["rtol"].dropna())))
                 raise InvalidInputError(f"no record at rtol={rtol:g}; measured: {measured or 'none'}")
-        settings = ", ".join(dict.fromkeys(df["setting"]))
-        candidates = df.assign(method=df["method"] + " at " + df["setting"])
-        choice = recommend(candidates, max_memory_mib=max_memory, max_error=max_error)
-        return replace(choice, limits=f"{choice.limits}; among {settings}")
+        timed = speeds(prepare_ratios(load_ratios(self.path)))
+        loosest_first = df.assign(_key=-df["step_size"].fillna(df["rtol"])).sort_values("_key", kind="stable")
+        settings = list(dict.fromkeys(loosest_first["setting"]))
+        pick, chosen, limits, reasons = None, None, "", {}
+        for setting in settings:
+            rows = df[df["setting"] == setting]
+            speed = timed.get((rows["regime"].iloc[0], setting))
+            choice = recommend(rows, speed, max_memory_mib=max_memory, max_error=max_error)
+            limits = limits or choice.limits
+            if chosen is None:
+                reasons.update({f"{m} at {setting}": why for m, why in choice.reasons.items()})
+                if choice.pick is not None:
+                    pick, chosen = f"{choice.pick} at {setting}", setting
+                continue
+            for method in method_order(rows["method"]):
+                why = choice.reasons.get(method, "meets the limits")
+                if why.startswith("meets the limits") or method == choice.pick:
+                    why = f"meets the limits at a tighter setting than {chosen}"
+                reasons[f"{method} at {setting}"] = why
+        among = f"among {', '.join(settings)}: the loosest setting where a method meets them"
+        return Recommendation(pick, f"{limits}; {among}", reasons)
 
     def __str__(self) -> str:
         from odebench.harness.summary import summary_table
+        from odebench.results import load_records
 
-        text = summary_table(self.records)
+        text = summary_table([*self.records, *load_records(self.path, "ratio")])
         left_out = [f"left out {case.label()}: {reason}" for case, reason in self.left_out]
         return "\n".join([text, *left_out])
 

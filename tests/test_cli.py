@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -130,11 +131,15 @@ def test_dry_run_lists_cases_and_what_was_left_out(capsys):
     code, out, _ = run_cli(capsys, "run", "--suite", "quick", "--dry-run")
     assert code == 0
     assert out.strip().endswith(
-        "42 cases\n  left out 3: seminorm does not support solver rk4 "
+        "51 cases\n  left out 3: seminorm does not support solver rk4 "
         "(it supports: adaptive_heun, fehlberg2, fehlberg3, bosh3, dopri5, dopri8)"
     )
     assert "spiral[5]/aca/rk4/h=0.01/float64/cpu" in out and "spiral[2]/seminorm/dopri5/tol=0.0001" in out
     assert "left out spiral[1]/seminorm/rk4/h=0.01/float64/cpu" in out
+    # 42 gradient cases and, per problem, one ratio case timing its methods in one process
+    assert "spiral[5]/adjoint+aca+symplectic vs naive/rk4/h=0.01/float64/cpu" in out
+    _, plain, _ = run_cli(capsys, "run", "--suite", "quick", "--dry-run", "--no-ratios")
+    assert " vs naive/" not in plain and "42 cases" in plain
 
 
 def test_the_full_suite_has_unique_labels_and_each_size_its_own_step(capsys):
@@ -169,7 +174,12 @@ def test_run_report_compare(capsys, tmp_path, monkeypatch):
     ]
     argv += ["--repeats", "1", "--in-process", "--no-progress", "--out", str(results)]
     code, out, _ = run_cli(capsys, *argv)
-    assert code == 0 and "2 cases run (0 failed)" in out and "harness cost" in out
+    assert (
+        code == 0 and "3 cases run (0 failed)" in out and "each case took a median" in out
+    )  # and a ratio case
+    assert "same-run time ratios" in out and re.search(
+        r"linear\[2\]\s+aca\s+naive .* (faster|tie|slower)", out
+    )
     header = json.loads(results.read_text().splitlines()[0])
     assert header["metadata"]["command"].startswith("odebench run --task linear")
 
@@ -212,7 +222,9 @@ def test_run_prints_the_executor_and_a_shard_before_starting(capsys, tmp_path):
         capsys, *argv, "--repeats", "1", "--shard", "2/2", "--out", str(tmp_path / "r.jsonl"), "--no-progress"
     )
     assert code == 0
-    assert "1 cases (shard 2/2 of 2)" in out and "executor: local, 1 worker\n" in out
+    assert (
+        "1 case (shard 2/2 of 3)" in out
+    )  # naive, aca and their ratio case and "executor: local, 1 worker\n" in out
 
 
 def test_compare_keeps_a_regressions_exit_code_when_its_out_cannot_be_written(

@@ -54,7 +54,7 @@ def test_your_model_page_runs(in_tmp):
     assert namespace["choice"].pick is not None
     assert (in_tmp / "my_model_report" / "report.html").is_file()
     (checked,) = namespace["checked"].records
-    assert (checked.reference_kind, checked.reference_error) == ("analytic", 1e-10)
+    assert (checked.reference_kind, checked.reference_error) == ("user", 1e-10)
 
 
 def test_readme_worked_example_runs(in_tmp):

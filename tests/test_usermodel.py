@@ -6,6 +6,7 @@ import copy
 import sys
 from pathlib import Path
 
+import matplotlib.figure
 import pytest
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from odebench import tasks
 from odebench.cli import main
 from odebench.errors import InvalidInputError, OdebenchError, UnknownNameError
 from odebench.jobs.gradient import Case, Record, run_case
+from odebench.jobs.ratio import RatioCase, RatioRecord, ratio_fields
 from odebench.methods import CORE
 from odebench.results import ResultsWriter, load
 from odebench.tasks.linear import LinearField
@@ -60,7 +62,9 @@ def test_same_counts_and_errors_as_run_case_case_for_case(on_linear, cache_dir):
             Case(task="linear", method=method, size=2, rtol=rtol, repeats=1), cache_dir=cache_dir
         )
         for field in SAME:
-            assert getattr(mine, field) == getattr(theirs, field), (method, rtol, field)
+            if field != "reference_kind":  # the same gradient, passed by the user: "user"
+                assert getattr(mine, field) == getattr(theirs, field), (method, rtol, field)
+        assert (mine.reference_kind, theirs.reference_kind) == ("user", "analytic")
         assert (mine.case.atol, mine.case.max_steps, mine.case.dtype) == (rtol * 1e-2, 20_000, "float64")
     assert records[("aca", 1e-6)].nfe_forward > 0
 
@@ -85,14 +89,17 @@ def test_table_is_a_results_frame_and_save_feeds_report_and_compare(on_linear, t
     assert len(frame) == 5 and set(frame["status"]) == {"ok"}
     assert frame["meta_suite"].iloc[0] == "compare_methods"
     assert frame["task"].iloc[0] == on_linear.task
-    with pytest.raises(InvalidInputError, match="already holds results"):
+    with pytest.raises(InvalidInputError, match="already exists; choose another path or remove it"):
         on_linear.save(saved)
     assert main(["report", str(saved), "--out", str(tmp_path / "report")]) == 0
     assert on_linear.task in (tmp_path / "report" / "report.md").read_text()
     assert main(["compare", str(saved), str(saved)]) == 0
-    assert "5 cases" in capsys.readouterr().out
-    figure = on_linear.plot(tmp_path / "figures")
-    assert figure.png.is_file() and figure._repr_png_()[:4] == b"\x89PNG"
+    assert "6 cases in both runs" in capsys.readouterr().out  # 5 methods' cases and their ratio case
+    figure = on_linear.plot(tmp_path / "figure.png")
+    assert isinstance(figure, matplotlib.figure.Figure) and figure.axes
+    assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
+    assert isinstance(on_linear.plot(), matplotlib.figure.Figure)  # saved only when asked
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png", "mine.jsonl", "report"]
 
 
 def test_failures_become_records_and_the_call_returns():
@@ -310,20 +317,26 @@ def test_bad_input_is_refused_in_one_line(make, fragment):
 
 
 def test_recommend_picks_the_fastest_within_the_limits_and_says_why(tmp_path):
-    """A constructed table: memory in MiB, times in s; one failure."""
+    """A constructed table: memory in MiB, times in s, one failure; and the same-run ratios that
+    alone rank time (the cases' own times below would rank differently: they are never read)."""
     rows = [  # method, rtol, status, error, memory MiB, forward s, backward s
         ("naive", 1e-3, "ok", 1e-3, 4.0, 0.01, 0.01),
         ("naive", 1e-6, "ok", 1e-6, 8.0, 0.02, 0.02),
-        ("adjoint", 1e-3, "ok", 1e-2, 0.5, 0.01, 0.05),
+        ("adjoint", 1e-3, "ok", 1e-2, 0.5, 0.001, 0.001),
         ("adjoint", 1e-6, "ok", 1e-5, 0.5, 0.02, 0.10),
         ("aca", 1e-3, "ok", 1e-3, 1.0, 0.01, 0.02),
         ("aca", 1e-6, "ok", 1e-6, 2.0, 0.02, 0.03),
         ("symplectic", 1e-6, "error", None, None, None, None),
     ]
+    rounds = {  # per tolerance, each method's time over naive's, round by round
+        1e-3: {"adjoint": [2.9, 3.0, 3.1, 3.0, 3.05], "aca": [1.45, 1.5, 1.55, 1.5, 1.52]},
+        1e-6: {"adjoint": [2.4, 2.5, 2.6, 2.5, 2.45], "aca": [1.2, 1.25, 1.3, 1.22, 1.25]},
+    }
     path = tmp_path / "constructed.jsonl"
+    task = "model:Mine-00000000"
     with ResultsWriter(path, {"run_id": "r"}) as writer:
         for method, rtol, status, error, mib, fwd, bwd in rows:
-            case = Case(task="model:Mine-00000000", method=method, size=1, rtol=rtol, atol=rtol * 1e-2)
+            case = Case(task=task, method=method, size=1, rtol=rtol, atol=rtol * 1e-2)
             measured = {} if status != "ok" else dict(
                 grad_rel_error=error, at_reference_resolution=False, peak_memory_bytes=int(mib * 2**20),
                 time_forward_s=fwd, time_backward_s=bwd,
@@ -331,28 +344,32 @@ def test_recommend_picks_the_fastest_within_the_limits_and_says_why(tmp_path):
             writer.write(
                 Record(case, case.case_id, status, error=None if status == "ok" else "E", **measured)
             )
+        for rtol, timed in rounds.items():
+            case = RatioCase(task=task, methods=("adjoint", "aca"), size=1, rtol=rtol, atol=rtol * 1e-2)
+            writer.write(RatioRecord(case, case.case_id, "ok", **ratio_fields(timed)))
     result = MethodComparison(path)
 
     choice = result.recommend(max_memory=2.0)
+    among = "among tol=0.001, tol=1e-06: the loosest setting where a method meets them"
     assert choice.pick == "aca at tol=0.001"
-    assert choice.limits == "peak memory <= 2 MiB; among tol=0.001, tol=1e-06"
+    assert choice.limits == f"peak memory <= 2 MiB; {among}"
     assert choice.reasons == {
-        "symplectic at tol=1e-06": "failed (error)",
         "naive at tol=0.001": "peak memory 4 MiB over the budget",
+        "adjoint at tol=0.001": "meets the limits, 2.00x [2.00-2.00] the time of aca (same-run rounds)",
         "naive at tol=1e-06": "peak memory 8 MiB over the budget",
-        "adjoint at tol=0.001": "meets the limits, 2.00x the time of aca at tol=0.001",
-        "adjoint at tol=1e-06": "meets the limits, 4.00x the time of aca at tol=0.001",
-        "aca at tol=1e-06": "meets the limits, 1.67x the time of aca at tol=0.001",
+        "adjoint at tol=1e-06": "meets the limits at a tighter setting than tol=0.001",
+        "aca at tol=1e-06": "meets the limits at a tighter setting than tol=0.001",
+        "symplectic at tol=1e-06": "failed (error)",
     }
-    assert (
-        str(choice).splitlines()[0]
-        == "pick aca at tol=0.001 (peak memory <= 2 MiB; among tol=0.001, tol=1e-06)"
-    )
+    assert str(choice).splitlines()[0] == f"pick aca at tol=0.001 (peak memory <= 2 MiB; {among})"
     accurate = result.recommend(max_memory=2.0, max_error=1e-4)
-    assert accurate.pick == "aca at tol=1e-06"
+    assert accurate.pick == "aca at tol=1e-06"  # no method meets 1e-4 at the looser tolerance
     assert accurate.reasons["adjoint at tol=0.001"] == "gradient error 1.0e-02 above the target"
     one = result.recommend(rtol=1e-6)
-    assert (one.pick, one.limits) == ("naive at tol=1e-06", "no limits: the fastest; among tol=1e-06")
+    assert one.pick == "naive at tol=1e-06"
+    assert (
+        one.limits == "no limits: the fastest; among tol=1e-06: the loosest setting where a method meets them"
+    )
     assert result.recommend(max_memory=0.1).pick is None
     with pytest.raises(InvalidInputError) as refusal:
         result.recommend(rtol=1e-9)
@@ -380,7 +397,7 @@ def test_run_model_from_the_shell_in_a_worker(tmp_path, capsys, cache_dir):
     assert on_registry_only_builtins()
     # Resuming finds the same case ids: the model's name is its content.
     assert main([*argv, "--repeats", "1", "--out", str(out), "--resume", "--no-progress"]) == 0
-    assert "0 cases run (0 failed), 2 already recorded" in capsys.readouterr().out
+    assert "0 cases run (0 failed), 3 already recorded" in capsys.readouterr().out  # and the ratio case
 
 
 @pytest.mark.parametrize(
@@ -405,4 +422,4 @@ def test_model_runs_in_process_where_a_worker_cannot_load_it(capsys):
     argv = ["run", "--model", "tests.model_factories:lambda_loss", "--in-process", "--dry-run"]
     assert main([*argv, "--method", "aca", "--rtol", "1e-5"]) == 0
     out = capsys.readouterr().out
-    assert "model:LinearField-" in out and "/aca/dopri5/tol=1e-05/float64/cpu" in out and "1 cases" in out
+    assert "model:LinearField-" in out and "/aca/dopri5/tol=1e-05/float64/cpu" in out and "\n1 case\n" in out

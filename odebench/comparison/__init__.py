@@ -55,7 +55,7 @@ _META = (
 
 @dataclass(frozen=True)
 class CaseRef:
-    """A case by id and label."""
+    """A case by id and label (a ratio case has one per method it times, of one id)."""
 
     case_id: str
     label: str
@@ -104,6 +104,16 @@ class Comparison:
         """Whether any case got better."""
         return bool(self.improvements)
 
+    @property
+    def n_only_in_base(self) -> int:
+        """Cases (distinct ids, as a run counts them) of the base missing from the new run."""
+        return len({ref.case_id for ref in self.only_in_base})
+
+    @property
+    def n_only_in_new(self) -> int:
+        """Cases (distinct ids) of the new run that the base does not have."""
+        return len({ref.case_id for ref in self.only_in_new})
+
 
 def compare(
     base: pd.DataFrame,
@@ -146,7 +156,7 @@ def compare(
                 found[kind].append(delta)
         only_in_base += _refs(b, b.index.difference(n.index))
         only_in_new += _refs(n, n.index.difference(b.index))
-        n_common += len(common)
+        n_common += len({b.at[key, "case_id"] for key in common})  # a ratio case, not its methods
     return Comparison(
         regressions=tuple(found["regression"]),
         improvements=tuple(found["improvement"]),
@@ -254,7 +264,10 @@ def _status(row: pd.Series) -> str:
 
 
 def _refs(df: pd.DataFrame, ids: pd.Index) -> list[CaseRef]:
-    return sorted((CaseRef(cid, df.at[cid, "label"]) for cid in ids), key=lambda r: (r.label, r.case_id))
+    """The rows `ids` of `df` as cases: their ``case_id`` column (a ratio row's index also names
+    its method) where there is one, and their label."""
+    refs = (CaseRef(str(df.at[i, "case_id"]) if "case_id" in df else i, df.at[i, "label"]) for i in ids)
+    return sorted(refs, key=lambda r: (r.label, r.case_id))
 
 
 def _meta(frame: pd.DataFrame) -> pd.Series:

@@ -27,8 +27,8 @@ def render(c: Comparison) -> str:
         "",
         f"{verdict}: {c.n_common} cases in both runs; {len(c.regressions)} regressions, "
         f"{len(c.improvements)} improvements, {len(c.changes)} other changes; "
-        f"{len(c.only_in_base)} cases only in base (missing from new: a regression), "
-        f"{len(c.only_in_new)} only in new.",
+        f"{c.n_only_in_base} cases only in base (missing from new: a regression), "
+        f"{c.n_only_in_new} only in new.",
         "",
         c.policy.describe(),
         "",

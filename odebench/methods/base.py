@@ -84,6 +84,7 @@ class GradientMethod(abc.ABC):
         rtol: float | None = None,
         atol: float | None = None,
         options: Mapping[str, Any] | None = None,
+        **unknown: Any,
     ) -> torch.Tensor:
         """Solve ``dy/dt = func(t, y)``, ``y(t[0]) = y0``; return y at every time in `t`.
 
@@ -91,7 +92,10 @@ class GradientMethod(abc.ABC):
         from it differentiates with respect to `y0` and `func`'s parameters by this method.
         Tolerances left as None take the defaults of `y0`'s dtype
         (`odebench.solvers.default_tolerances`: 1e-6/1e-8 in float64, 1e-4/1e-6 in float32).
+        The solver is `solver` (torchdiffeq's ``method=``); another keyword is refused in one line.
         """
+        if unknown:
+            _refuse_keywords(unknown)
         if (rtol is None or atol is None) and isinstance(y0, torch.Tensor) and y0.is_floating_point():
             default_rtol, default_atol = solvers.default_tolerances(y0.dtype)
             rtol = default_rtol if rtol is None else rtol
@@ -101,6 +105,23 @@ class GradientMethod(abc.ABC):
 
     @abc.abstractmethod
     def _odeint(self, func, y0, t, *, solver, rtol, atol, options) -> torch.Tensor: ...
+
+
+#: The keywords `GradientMethod.odeint` takes after ``func, y0, t``.
+ODEINT_KEYWORDS = ("solver", "rtol", "atol", "options")
+
+
+def _refuse_keywords(unknown: Mapping[str, Any]) -> None:
+    """One line for keywords `GradientMethod.odeint` does not take (torchdiffeq's ``method=``)."""
+    if "method" in unknown:
+        raise InvalidInputError(
+            f"odebench calls the solver solver=, not method= (torchdiffeq's spelling): pass "
+            f"solver={unknown['method']!r}; valid keywords: {', '.join(ODEINT_KEYWORDS)}"
+        )
+    raise InvalidInputError(
+        f"odeint() got unexpected keyword(s) {', '.join(sorted(unknown))}; "
+        f"valid keywords: {', '.join(ODEINT_KEYWORDS)}"
+    )
 
 
 @contextlib.contextmanager

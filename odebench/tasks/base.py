@@ -77,6 +77,9 @@ class Task(abc.ABC):
     #: ``_exact_gradient(problem)``: the problem's gradient in float64 on the CPU; None where no
     #: closed form exists.
     _exact_gradient: ClassVar[Callable[[Problem], Gradient] | None] = None
+    #: What records call a reference taken from `_exact_gradient` (``reference_kind``): a closed
+    #: form ("analytic"), or a gradient the user passed ("user", `odebench.usermodel.UserTask`).
+    exact_gradient_kind: ClassVar[str] = "analytic"
     #: Sizes above this are referenced at rtol = atol = 1e-14 rather than 1e-12: where the
     #: sensitivity grows with the size (chaos, close encounters), so does the reference's error;
     #: such a task's docstring gives the estimates measured at both tolerances.
