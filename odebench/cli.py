@@ -396,7 +396,8 @@ def _plan(args):
         max_seconds=getattr(args, "max_seconds", None),
         ratios=not getattr(args, "no_ratios", False),
     )
-    return suites.plan(args.suite, selection, setting_axes, settings, default=_default_suite(args))
+    job = "training" if args.command == "train" else "gradient"
+    return suites.plan(args.suite, selection, setting_axes, settings, default=_default_suite(args), job=job)
 
 
 def _default_suite(args) -> str:

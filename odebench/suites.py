@@ -245,6 +245,7 @@ def plan(
     settings: Settings = Settings(),
     *,
     default: str = "quick",
+    job: str | None = None,
 ) -> Expansion:
     """The cases of a run: see the module docstring for the rule.
 
@@ -254,6 +255,8 @@ def plan(
             ``studies`` and no suite the product is of training runs, else of gradient cases.
         setting_axes: values per axis in `SETTING_AXES` (missing or empty: not given).
         settings: repeats, atol ratio, step budget (and training checks and time budget).
+        job: the kind of job the caller runs (``odebench run``: gradient, ``train``: training):
+            a suite of another kind is refused, naming the command that runs it (None: any).
     """
     selection = {k: tuple(v) for k, v in (selection or {}).items() if v}
     setting_axes = {k: tuple(v) for k, v in (setting_axes or {}).items() if v}
@@ -262,7 +265,7 @@ def plan(
         if unknown:
             raise ValueError(f"unknown axes {sorted(unknown)}; valid: {', '.join(allowed)}")
     _check_values(selection, setting_axes, settings)
-    _check_kind(suite, default)
+    _check_kind(suite, job)
     _check_settings_apply(selection, suite, default)
     if suite is None and selection:
         if "studies" not in selection and get(default).job == "training":
@@ -289,13 +292,13 @@ def plan(
 _COMMAND = {"gradient": "run", "training": "train"}
 
 
-def _check_kind(suite: str | None, default: str) -> None:
-    """A gradient suite runs with ``odebench run`` and a training suite with ``odebench train``
-    (the command whose default is `default`): the other is refused, naming the command that runs
-    it and the suites this one takes."""
-    if suite is None:
+def _check_kind(suite: str | None, wanted: str | None) -> None:
+    """A gradient suite runs with ``odebench run`` and a training suite with ``odebench train``:
+    a suite not of the `wanted` kind is refused, naming the command that runs it and the suites
+    of the wanted kind."""
+    if suite is None or wanted is None:
         return
-    job, wanted = get(suite).job, get(default).job  # an unknown name: one line, the valid ones
+    job = get(suite).job  # an unknown name: one line, the valid ones
     if job == wanted:
         return
     valid = ", ".join(name for name in names() if get(name).job == wanted)
