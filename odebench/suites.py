@@ -370,18 +370,17 @@ def _product(selection: dict, setting_axes: dict, settings: Settings) -> Expansi
 RATIO_BUDGET_S = 5.0
 
 
-def with_ratios(
-    expansion: Expansion, rounds: int = RATIO_ROUNDS, budget_s: float = RATIO_BUDGET_S
-) -> Expansion:
+def with_ratios(expansion: Expansion, rounds: int = RATIO_ROUNDS, budget_s: float | None = None) -> Expansion:
     """`expansion` and, for every problem its gradient cases solve with two methods or more (the
     same task, size, solver, setting, dtype, device, seed and step budget), one ratio case that
     times those methods interleaved in one process against naive (or the first of them when
-    naive is not among them), for `rounds` rounds or `budget_s` timed seconds, unless the
-    expansion times that problem already. Every speed
+    naive is not among them), for `rounds` rounds or `budget_s` timed seconds (None:
+    `RATIO_BUDGET_S`), unless the expansion times that problem already. Every speed
     verdict of a report comes from these same-run ratios, never from times of separate cases.
     """
     from odebench.jobs.ratio import RatioCase
 
+    budget_s = RATIO_BUDGET_S if budget_s is None else budget_s
     groups: dict[str, list] = {}
     timed = set()
     for case in expansion.cases:

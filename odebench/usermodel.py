@@ -301,6 +301,7 @@ def compare_methods(
     cache_dir: str | os.PathLike[str] | None = None,
     max_steps: int = MAX_STEPS,
     progress: bool = True,
+    ratios: bool = True,
 ) -> MethodComparison:
     """Measure every available gradient method (or `methods`) on your model, as `run_case` does.
 
@@ -327,6 +328,9 @@ def compare_methods(
         plugins: files registering your own methods, loaded here and by the worker.
         cache_dir: where references are cached (None: a temporary folder, removed afterwards).
         max_steps: adaptive step budget per output interval.
+        ratios: also time the methods of each setting interleaved in one process, round by
+            round: the only source of `MethodComparison.recommend`'s speed ranking (False: skip
+            it, and recommend ranks no time).
 
     Raises:
         InvalidInputError: (one line) for input no case could measure, or a model that cannot
@@ -372,7 +376,8 @@ def compare_methods(
         registered(task),
         torch_threads(threads),
     ):
-        expansion = with_ratios(grid.expand(settings, repeats))  # the speed verdicts' timing
+        expansion = grid.expand(settings, repeats)
+        expansion = with_ratios(expansion) if ratios else expansion
         expansion.runnable()  # refuses a plan with no case before anything is written
         shipped = (str(ship(task, Path(scratch))),) if isolate else ()
         options = ExecutorOptions(

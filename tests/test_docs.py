@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import odebench
-from odebench import usermodel
+from odebench import suites, usermodel
 from odebench.methods import CORE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,13 @@ def in_tmp(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_your_model_page_runs(in_tmp):
+@pytest.fixture
+def quick_ratios(monkeypatch):
+    """Ratio cases at their least rounds: the pages' speed verdicts are not what is tested."""
+    monkeypatch.setattr(suites, "RATIO_BUDGET_S", 0.0)
+
+
+def test_your_model_page_runs(in_tmp, quick_ratios):
     blocks = python_blocks((ROOT / "docs" / "your_model.md").read_text())
     assert len(blocks) == 8
     namespace = run_blocks(blocks, "docs/your_model.md")
@@ -57,7 +63,7 @@ def test_your_model_page_runs(in_tmp):
     assert (checked.reference_kind, checked.reference_error) == ("user", 1e-10)
 
 
-def test_readme_worked_example_runs(in_tmp):
+def test_readme_worked_example_runs(in_tmp, quick_ratios):
     blocks = python_blocks(section((ROOT / "README.md").read_text(), "Your model, in one call"))
     assert len(blocks) == 1
     namespace = run_blocks(blocks, "README.md")

@@ -17,7 +17,7 @@ from odebench.errors import InvalidInputError, OdebenchError, UnknownNameError
 from odebench.jobs.gradient import Case, Record, run_case
 from odebench.jobs.ratio import RatioCase, RatioRecord, ratio_fields
 from odebench.methods import CORE
-from odebench.results import ResultsWriter, load
+from odebench.results import ResultsWriter, load, load_records
 from odebench.tasks.linear import LinearField
 from odebench.usermodel import MethodComparison, UserTask, compare_methods
 
@@ -40,17 +40,20 @@ def linear():
 
 
 def quiet(*args, **kwargs) -> MethodComparison:
+    """`compare_methods` without progress, one repeat and no ratio cases (unless asked)."""
     kwargs.setdefault("repeats", 1)
+    kwargs.setdefault("ratios", False)
     return compare_methods(*args, progress=False, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def on_linear():
-    """compare_methods on the linear task's field and data, scored against its exact gradient."""
+    """compare_methods on the linear task's field and data, scored against its exact gradient,
+    with its methods also timed in one process (the ratio case)."""
     p = linear()
     return quiet(
         p.func, p.y0, p.t, p.loss, methods=CORE, rtols=(1e-6,), reference=p.exact_gradient(),
-        reference_error=p.exact_gradient_error,
+        reference_error=p.exact_gradient_error, ratios=True,
     )  # fmt: skip
 
 
@@ -95,6 +98,10 @@ def test_table_is_a_results_frame_and_save_feeds_report_and_compare(on_linear, t
     assert on_linear.task in (tmp_path / "report" / "report.md").read_text()
     assert main(["compare", str(saved), str(saved)]) == 0
     assert "6 cases in both runs" in capsys.readouterr().out  # 5 methods' cases and their ratio case
+    (timed,) = load_records(saved, "ratio")  # saved with the records: the report's speed verdicts
+    assert timed.status == "ok" and sorted(timed.ratios) == sorted(m for m in CORE if m != "naive")
+    assert "## Speed: same-run time ratios" in (tmp_path / "report" / "report.md").read_text()
+    assert on_linear.recommend().pick is not None
     figure = on_linear.plot(tmp_path / "figure.png")
     assert isinstance(figure, matplotlib.figure.Figure) and figure.axes
     assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"

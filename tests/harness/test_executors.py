@@ -68,9 +68,8 @@ def test_every_fault_gets_its_serial_status_under_each_executor(kind, cluster, t
 
 def test_the_quick_suite_measures_the_same_under_dask_as_serially(cluster, tmp_path):
     """Counts and gradient errors, case for case, bitwise (one repeat: times are not compared)."""
-    cases = [
-        replace(c, repeats=1) for c in suites.plan("quick", settings=suites.Settings(ratios=False)).cases
-    ]
+    quick = suites.plan("quick", settings=suites.Settings(ratios=False)).cases
+    cases = [replace(c, repeats=1) for c in quick[::3]]  # a third: every task, method and kind of solver
     sweep(Local(cache_dir=cluster.spec.cache_dir), cases, tmp_path / "serial.jsonl")
     sweep(cluster, cases, tmp_path / "dask.jsonl")
     serial, dask = (
@@ -137,7 +136,7 @@ def test_cuda_cases_are_refused_where_no_worker_declares_a_gpu(cluster, tmp_path
 
 def test_shards_merged_are_the_unsharded_run(tmp_path, capsys):
     grid = ["run", "--task", "linear", "--size", "2", "--method", "naive", "aca", "--rtol", "1e-3", "1e-5"]
-    grid += ["--solver", "dopri5", "bosh3", "--repeats", "1", "--in-process", "--no-progress"]
+    grid += ["--solver", "dopri5", "bosh3", "--repeats", "1", "--in-process", "--no-progress", "--no-ratios"]
     assert main([*grid, "--out", str(tmp_path / "all.jsonl")]) == 0
     for index in (1, 2, 3):
         assert main([*grid, "--shard", f"{index}/3", "--out", str(tmp_path / f"{index}.jsonl")]) == 0
