@@ -60,6 +60,8 @@ def interleaved_ratios(
     spent = 0.0
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    gc.collect()
+    gc.freeze()  # what exists now is never scanned again: a round's collection sees its own garbage
     try:
         for r in range(warmup + rounds):
             shift = r % len(names)
@@ -77,6 +79,7 @@ def interleaved_ratios(
             if budget_s is not None and done >= min_rounds and spent > budget_s:
                 break
     finally:
+        gc.unfreeze()
         if gc_was_enabled:
             gc.enable()
     base = seconds[baseline]
