@@ -367,7 +367,7 @@ def _product(selection: dict, setting_axes: dict, settings: Settings) -> Expansi
 
 
 #: Timed seconds a ratio case that `with_ratios` adds spends at most (after its least rounds).
-RATIO_BUDGET_S = 5.0
+RATIO_BUDGET_S = 10.0
 
 
 def with_ratios(expansion: Expansion, rounds: int = RATIO_ROUNDS, budget_s: float | None = None) -> Expansion:
@@ -403,6 +403,7 @@ def with_ratios(expansion: Expansion, rounds: int = RATIO_ROUNDS, budget_s: floa
                 methods=contenders,
                 baseline=baseline,
                 rounds=rounds,
+                budget_s=budget_s,
                 **shared,
             )
         )

@@ -66,6 +66,8 @@ def test_explicit_axes_give_exactly_their_product():
         for problem in ("mlp[32]", "spiral[2]")
     ]
     assert expansion.left_out == []
+    timed = [c for c in expansion.cases if c.KIND == "ratio"]
+    assert {(c.rounds, c.budget_s) for c in timed} == {(15, suites.RATIO_BUDGET_S)}
     plain = suites.plan(None, {"tasks": ["mlp"], "methods": methods}, settings=suites.Settings(ratios=False))
     assert labels(plain, "ratio") == []
 
