@@ -83,7 +83,7 @@ def _ratio_rows(records: Sequence) -> str:
             )
     return (
         "same-run time ratios (each method's time over the baseline's, interleaved in one process; "
-        "median over rounds and interquartile range; a range covering 1 is a tie):\n"
+        "median over rounds and interquartile range; a range covering 1, or within 1.1x of it, is a tie):\n"
         + pd.DataFrame(rows).to_string(index=False)
     )
 

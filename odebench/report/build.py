@@ -19,7 +19,7 @@ from odebench.report.document import Block, Document, Section, Table
 from odebench.report.html import to_html
 from odebench.report.markdown import to_markdown
 from odebench.report.recommend import NEAR_BEST, TIE, wins_summary, wins_table
-from odebench.report.speed import prepare_ratios, speed_table, speeds
+from odebench.report.speed import RESOLUTION, prepare_ratios, speed_table, speeds
 from odebench.report.style import method_order, method_styles
 from odebench.report.tables import failures_table, measurements_table, metadata_table, warnings_table
 from odebench.report.training import final_metrics_table, prepare_training
@@ -265,7 +265,8 @@ _WINS_NOTE = (
     "step): its cases differ in the method alone, and n is the number of seeds behind each value. "
     f"Errors and memory within {TIE:g}x of the best are ties (listed together), and so are errors "
     "at the reference's resolution. Time is ranked only on same-run ratios (see 'Speed'): a pair "
-    "whose interquartile range covers 1 is a tie, and the tied methods are listed together; the "
+    f"whose interquartile range covers 1, or whose median is within {RESOLUTION:g}x of 1 (how far a "
+    "same-run ratio moves between runs here), is a tie, and the tied methods are listed together; the "
     "fastest is shown against its closest rival. The Pareto set holds the methods no other beats "
     "on error, memory and time together; several methods tied on time leave a pick to the least "
     f"memory. 'Pick if memory is tight': the fastest method using at most {NEAR_BEST:g}x "
@@ -298,8 +299,9 @@ _SPEED_NOTE = (
     "Each method's forward+backward time over the baseline's, both timed in the same process, "
     "interleaved round by round (order rotated each round): the median over rounds and its "
     "interquartile range, the rounds and ratio cases (runs: seeds or files) behind it. 'faster' "
-    "or 'slower' when the whole range lies on one side of 1, else 'tie'. These ratios are the "
-    "only source of this report's speed verdicts."
+    f"or 'slower' when the whole range lies on one side of 1 and the median beyond {RESOLUTION:g}x "
+    "(how far the same pair's ratio moves between runs on this machine class), else 'tie'. These "
+    "ratios are the only source of this report's speed verdicts."
 )
 _WARNINGS_NOTE = "Each distinct warning, how many cases raised it, and the first of them."
 _TRAINING_FINDINGS_NOTE = (

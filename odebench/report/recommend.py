@@ -7,7 +7,8 @@ replicates: a method's value in a group is its median over the seeds it ran (``n
 Errors and memory are ranked on the cases' own values: errors within `TIE` of the best are ties,
 and so are errors both at the reference's resolution (the reference cannot rank them). Time is
 ranked only on same-run ratios (`odebench.report.speed`): the methods timed interleaved in one
-process, a pair whose interquartile range covers 1 a tie. Times of separate cases never rank.
+process, a pair whose interquartile range covers 1 (or within `odebench.report.speed.RESOLUTION`
+of 1) a tie. Times of separate cases never rank.
 """
 
 from __future__ import annotations

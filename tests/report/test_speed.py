@@ -98,3 +98,13 @@ def test_speed_table_lists_failed_cases_and_methods_left_out():
     assert table.loc["aca", "verdict"] == "faster" and table.loc["aca", "rounds"] == 3
     assert table.loc["adjoint", "verdict"] == "not timed (underflow)"
     assert GroupSpeed(prepare_ratios(ratio_frame_of([failed]))).compare("adjoint", "naive") is None
+
+
+def test_a_pair_within_the_run_to_run_resolution_is_a_tie_however_narrow_its_range():
+    from odebench.report.speed import RESOLUTION, Speed
+
+    assert Speed(0.95, 0.94, 0.96, 15, 1).verdict == "tie"  # a range clear of 1, but within 1.1x
+    assert Speed(1.05, 1.04, 1.06, 15, 1).verdict == "tie"
+    assert Speed(0.85, 0.84, 0.86, 15, 1).verdict == "faster"
+    assert Speed(1.2, 0.9, 1.5, 15, 1).verdict == "tie"  # a range covering 1
+    assert Speed(RESOLUTION * 1.01, 1.05, 1.2, 15, 1).verdict == "slower"
