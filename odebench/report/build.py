@@ -124,7 +124,7 @@ def build_document(
     styles = method_styles([*df["method"], *(runs["method"] if runs is not None else ())])
     sections = []
     if runs is None or not df.empty:
-        sections.append(Section("Summary", tuple(_summary(df, ok))))
+        sections.append(Section("Summary", tuple(_summary(df, ok, timed))))
     if not ok.empty:
         wins = wins_table(df, groups, max_memory_mib=max_memory_mib, max_error=max_error)
         findings = findings_table(gradient_findings(ok))
@@ -200,7 +200,7 @@ def _training_label(row: dict) -> str:
     return f"{row['study']}/{row['method']}/{row['solver']}/{row['setting']}/seed={row['seed']}{where}"
 
 
-def _summary(df: pd.DataFrame, ok: pd.DataFrame) -> list[Block]:
+def _summary(df: pd.DataFrame, ok: pd.DataFrame, timed: pd.DataFrame) -> list[Block]:
     if df.empty:
         return ["**No records**: the results files hold no measurements, so there is nothing to report."]
     n_failed = int((df["status"] != "ok").sum())
@@ -211,6 +211,15 @@ def _summary(df: pd.DataFrame, ok: pd.DataFrame) -> list[Block]:
         f"(task[size] · solver · dtype · device) in {df.groupby(['regime', 'setting']).ngroups} "
         "group(s) of cases that differ in the method alone."
     )
+    cases = timed.drop_duplicates("case_id") if not timed.empty else timed
+    if not cases.empty:
+        text += (
+            f" {len(cases)} ratio case(s) ({int((cases['status'] == 'ok').sum())} ok) timed the methods of "
+            f"{timed.groupby(['regime', 'setting']).ngroups} group(s) in one process: the report's only "
+            "source of speed verdicts (see Speed)."
+        )
+    else:
+        text += " No ratio case timed the methods in one process, so the report gives no speed verdict."
     blocks: list[Block] = [text]
     if ok.empty:
         blocks.append(

@@ -78,8 +78,10 @@ class GroupSpeed:
                 ratio = _Ratio.of(row)
                 if ratio is not None:
                     ratios[str(row["method"])] = ratio
+            counts = {r.n for r in ratios.values()}
             rounds = {len(r.rounds) for r in ratios.values() if r.rounds is not None}
-            ratios[baseline] = _Ratio(1.0, 1.0, 1.0, (1.0,) * rounds.pop() if len(rounds) == 1 else None)
+            ones = (1.0,) * rounds.pop() if len(rounds) == 1 else None
+            ratios[baseline] = _Ratio(1.0, 1.0, 1.0, ones, max(counts, default=0))
             self._cases.append((baseline, ratios))
 
     @property
@@ -93,12 +95,13 @@ class GroupSpeed:
             return None
         pooled: list[float] = []
         bounds: list[tuple[float, float, float]] = []
-        runs = 0
+        runs = rounds = 0
         for _, ratios in self._cases:
             if a not in ratios or b not in ratios:
                 continue
             runs += 1
             ra, rb = ratios[a], ratios[b]
+            rounds += min(ra.n, rb.n)
             if ra.rounds is not None and rb.rounds is not None:
                 pooled += [x / y for x, y in zip(ra.rounds, rb.rounds)]
             else:
@@ -107,7 +110,7 @@ class GroupSpeed:
             return None
         if pooled and not bounds:
             q25, median, q75 = _quartiles(pooled)
-            return Speed(median, q25, q75, len(pooled), runs)
+            return Speed(median, q25, q75, rounds, runs)
         if pooled:  # old and new records of one group: the wider of the two readings
             q25, median, q75 = _quartiles(pooled)
             bounds.append((median, q25, q75))
@@ -115,7 +118,7 @@ class GroupSpeed:
             statistics.median(m for m, _, _ in bounds),
             min(lo for _, lo, _ in bounds),
             max(hi for _, _, hi in bounds),
-            len(pooled),
+            rounds,
             runs,
         )
 
@@ -126,19 +129,18 @@ class GroupSpeed:
         ranked = [m for m in names if all(self.compare(m, o) is not None for o in names if o != m)]
         return [m for m in ranked if not any(self.compare(m, o).verdict == SLOWER for o in ranked if o != m)]
 
-    def against(self, method: str, baseline: str) -> Speed | None:
-        """Shorthand for `compare` (the reading of a row "method vs baseline")."""
-        return self.compare(method, baseline)
-
 
 @dataclass(frozen=True)
 class _Ratio:
-    """One method's ratio to its case's baseline: per round where recorded, and quartiles."""
+    """One method's ratio to its case's baseline: per round where recorded, quartiles, and the
+    number of rounds behind them (``n``: the rounds recorded, or the case's setting in files
+    written before rounds were kept)."""
 
     median: float
     q25: float
     q75: float
     rounds: tuple[float, ...] | None
+    n: int
 
     @classmethod
     def of(cls, row: dict) -> _Ratio | None:
@@ -147,7 +149,9 @@ class _Ratio:
             return None
         rounds = row.get("ratio_rounds")
         rounds = tuple(float(x) for x in rounds) if isinstance(rounds, (list, tuple)) and rounds else None
-        return cls(float(median), float(q25 if q25 is not None else median), float(q75 or median), rounds)
+        setting = plain(row.get("rounds"))
+        n = len(rounds) if rounds is not None else int(setting or 0)
+        return cls(float(median), float(q25 if q25 is not None else median), float(q75 or median), rounds, n)
 
 
 def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
