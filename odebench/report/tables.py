@@ -23,8 +23,8 @@ MEASURED = (
     ("nfe_forward", "NFE fwd", COUNT, False),
     ("nfe_backward", "NFE bwd", COUNT, False),
     ("vjp_backward", "VJP bwd", COUNT, False),
-    ("time_forward_s", "time fwd [ms], own process", "{:.3g}", False),
-    ("time_backward_s", "time bwd [ms], own process", "{:.3g}", False),
+    ("time_forward_s", "time fwd [ms], own process", None, False),
+    ("time_backward_s", "time bwd [ms], own process", None, False),
     ("peak_memory_mib", "peak memory [MiB]", None, False),
     ("peak_memory_mib", "memory vs naive", "{:.2f}x", True),
 )
@@ -60,9 +60,9 @@ def measurements_table(
             rows.append(line)
     columns = ["regime", "setting", "method", "ok", *(head for _, head, _, _ in MEASURED), TIME_VS_NAIVE]
     table = pd.DataFrame(rows, columns=columns)
-    for _, head, pattern, _ in MEASURED:
+    for column, head, pattern, _ in MEASURED:
         if pattern is None:  # one format for the whole column
-            table[head] = fmt_column(table[head])
+            table[head] = fmt_column(table[head], scale=_SCALE.get(column, 1.0))
     return table
 
 
