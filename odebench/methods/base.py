@@ -140,15 +140,17 @@ def check_problem(func, y0, t, *, min_times: int = 1, times_as_y0: bool = True) 
     `min_times` times, a parameter (and, with `times_as_y0`, ``t``) of another dtype or device
     than ``y0``."""
     if not isinstance(func, nn.Module):
-        raise InvalidInputError(f"func must be a torch.nn.Module computing func(t, y), got {_what(func)}")
+        raise InvalidInputError(f"func must be a torch.nn.Module computing func(t, y), got {what(func)}")
     for name, x in (("y0", y0), ("t", t)):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise InvalidInputError(f"{name} must be a floating-point tensor, got {_what(x)}")
-    times = (
-        f"t must be one-dimensional, strictly increasing, with at least {min_times} time(s); got {_what(t)}"
-    )
+            raise InvalidInputError(f"{name} must be a floating-point tensor, got {what(x)}")
+
+    def bad_times() -> InvalidInputError:  # built only when refusing: this runs on every solve
+        need = f"one-dimensional, strictly increasing, with at least {min_times} time(s)"
+        return InvalidInputError(f"t must be {need}; got {what(t)}")
+
     if t.ndim != 1 or len(t) < min_times:
-        raise InvalidInputError(times)
+        raise bad_times()
     tensors = [("t", t)] * times_as_y0 + [(f"parameter {n}", p) for n, p in func.named_parameters()]
     for name, x in tensors:
         if x.dtype != y0.dtype:
@@ -156,10 +158,11 @@ def check_problem(func, y0, t, *, min_times: int = 1, times_as_y0: bool = True) 
         if x.device != y0.device:
             raise InvalidInputError(f"{name} is on device {x.device} but y0 is on {y0.device}")
     if t.device.type == "meta" or not bool((t[1:] > t[:-1]).all()):
-        raise InvalidInputError(times)
+        raise bad_times()
 
 
-def _what(x) -> str:
+def what(x) -> str:
+    """How a refusal names a value it got: a tensor's dtype and shape, else its type."""
     if isinstance(x, torch.Tensor):
         return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
     return type(x).__name__
