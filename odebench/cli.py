@@ -28,8 +28,8 @@ from pathlib import Path
 
 from odebench import __version__
 from odebench.errors import InvalidInputError, OdebenchError, first_line
-from odebench.jobs.base import STATUSES
 from odebench.policy import Policy
+from odebench.statuses import STATUSES
 
 
 class _Parser(argparse.ArgumentParser):

@@ -130,6 +130,8 @@ def test_every_module_the_docs_name_is_reachable_after_import_odebench():
     script = (
         "import sys, odebench\n"
         "assert 'torch' not in sys.modules, 'import odebench imported torch'\n"
+        "import odebench.cli; odebench.cli.build_parser()\n"
+        "assert 'torch' not in sys.modules, 'parsing a command line imported torch'\n"
         f"for name in {[*named, 'harness']!r}:\n"
         "    getattr(odebench, name)\n"
         "odebench.results.load, odebench.harness.__name__\n"

@@ -25,13 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, ClassVar
 
+from odebench.statuses import STATUSES
+
 SCHEMA_VERSION = 2
 
-#: Every status a record can have. "ok" is the only one with complete measurements;
-#: "underflow" is a step size driven below the resolution of the time variable (the solver's
-#: controller gave up, typically on a stiff or blowing-up problem), whichever integrator raised it;
-#: "memory" a case that asked for more memory than its limit (`--memory-limit`) or the device has.
-STATUSES = ("ok", "error", "nan", "underflow", "max_steps", "memory", "timeout", "crashed")
 
 #: atol = rtol * ATOL_RATIO unless a gradient case says otherwise.
 ATOL_RATIO = 1e-2
