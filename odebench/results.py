@@ -57,7 +57,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +159,7 @@ class ResultsWriter:
                     f"{self.path} is not an odebench results file (its first line is not a results "
                     "header), so it cannot be resumed; choose another --out path"
                 )
-            scan = _scan(data, self.path, warn=False)
+            scan = _scan(data, self.path)
             if scan.torn is not None:
                 warnings.warn(
                     f"{self.path}:{scan.torn}: dropped a torn last line "
@@ -301,15 +301,19 @@ class _Scan:
     entries: dict[str, list[tuple[dict[str, Any], dict[str, Any], int]]]
     torn: int | None  # line number of a torn last line, or None
     end: int  # byte offset where the valid content ends
+    #: What a reader is warned of (a torn last line, repeated case ids), once per reading.
+    notes: list[str] = field(default_factory=list)
+    warned: bool = False
 
 
-def _scan(data: bytes, path: Path, warn: bool = True) -> _Scan:
+def _scan(data: bytes, path: Path) -> _Scan:
     """Parse a results file's bytes; see the module docstring for the rules."""
     headers: list[dict[str, Any]] = []
     entries: dict[str, list] = {line_type: [] for line_type in LINE_TYPES}
     by_run_id: dict[Any, dict[str, Any]] = {}
     torn: int | None = None
     end = 0
+    notes: list[str] = []
     lines = data.split(b"\n")
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     offset = 0
@@ -322,13 +326,10 @@ def _scan(data: bytes, path: Path, warn: bool = True) -> _Scan:
         if problem is not None:
             if i == last:
                 torn, end = lineno, start
-                if warn:
-                    warnings.warn(
-                        f"{path}:{lineno}: skipped an unparsable last line ({problem}); "
-                        "a run was probably killed while writing it",
-                        ResultsWarning,
-                        stacklevel=4,
-                    )
+                notes.append(
+                    f"{path}:{lineno}: skipped an unparsable last line ({problem}); "
+                    "a run was probably killed while writing it"
+                )
                 break
             raise InvalidInputError(f"{path}:{lineno}: corrupt results line ({problem})")
         end = min(offset, len(data))
@@ -356,7 +357,7 @@ def _scan(data: bytes, path: Path, warn: bool = True) -> _Scan:
             row = {k: v for k, v in obj.items() if k != "type"}
             _check_line(kind, row, path, lineno)
             entries[kind].append((row, by_run_id.get(row.get("run_id"), headers[-1]), lineno))
-    return _Scan(headers, entries, torn, end)
+    return _Scan(headers, entries, torn, end, notes)
 
 
 def _check_line(line_type: str, row: dict[str, Any], path: Path, lineno: int) -> None:
@@ -383,39 +384,48 @@ def _parse_line(raw: bytes) -> tuple[dict[str, Any], None] | tuple[None, str]:
 
 
 def _read(path: Path, warn: bool = True) -> _Scan:
-    """The parsed, validated and deduplicated file; the readers of one report or comparison
-    (records, training runs, curves, ratios) share one reading of an unchanged file."""
+    """The parsed, validated and deduplicated file, its notes warned of once (with `warn`).
+
+    The readers of one report or comparison (records, training runs, curves, ratios, each over
+    every file) share one reading of an unchanged file: readings are kept, least recently used
+    first out, up to `_KEEP_BYTES` of files.
+    """
     if not path.exists():
         raise InvalidInputError(f"no results file at {path}")
     if path.is_dir():
         raise InvalidInputError(f"{path} is a directory, not a results file")
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _SCANS:
-        scan = _scan(path.read_bytes(), path, warn=warn)
-        _dedupe(scan, path, warn=warn)
-        if len(_SCANS) >= 4:  # the files of one report or comparison
-            _SCANS.pop(next(iter(_SCANS)))
-        _SCANS[key] = scan
-    return _SCANS[key]
+    scan = _SCANS.pop(key, None)
+    if scan is None:
+        scan = _scan(path.read_bytes(), path)
+        _dedupe(scan, path)
+    _SCANS[key] = scan  # the most recently used last
+    while len(_SCANS) > 1 and sum(size for _, _, size in _SCANS) > _KEEP_BYTES:
+        _SCANS.pop(next(iter(_SCANS)))
+    if warn and not scan.warned:
+        scan.warned = True
+        for note in scan.notes:
+            warnings.warn(note, ResultsWarning, stacklevel=3)
+    return scan
 
 
+#: Readings kept, by (path, mtime, size), in the order of their last use.
 _SCANS: dict[tuple, _Scan] = {}
+#: How many bytes of results files their kept readings may stand for (one is always kept).
+_KEEP_BYTES = 256 * 2**20
 
 
-def _dedupe(scan: _Scan, path: Path, warn: bool) -> None:
+def _dedupe(scan: _Scan, path: Path) -> None:
     """Keep the last record of each case_id, in the position of that last record."""
     for line_type, rows in scan.entries.items():
         last = {row["case_id"]: index for index, (row, _, _) in enumerate(rows)}
         if len(last) == len(rows):
             continue
-        if warn:
-            warnings.warn(
-                f"{path}: {len(rows) - len(last)} {line_type} line(s) repeat an earlier case_id; "
-                "kept the last of each",
-                ResultsWarning,
-                stacklevel=4,
-            )
+        repeats = len(rows) - len(last)
+        scan.notes.append(
+            f"{path}: {repeats} {line_type} line(s) repeat an earlier case_id; kept the last of each"
+        )
         scan.entries[line_type] = [rows[i] for i in sorted(last.values())]
 
 

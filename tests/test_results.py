@@ -24,7 +24,10 @@ from odebench.results import (
     ResultsWarning,
     ResultsWriter,
     load,
+    load_curves,
+    load_ratios,
     load_records,
+    load_training,
     merge,
     read_metadata,
 )
@@ -435,3 +438,25 @@ def test_a_line_outside_the_schema_is_refused_with_its_line_number(tmp_path: Pat
             read(path)
         assert str(refusal.value).startswith(f"{path}:2: ") and fragment in str(refusal.value)
     assert not (tmp_path / "merged.jsonl").exists()
+
+
+def test_many_files_are_read_once_per_command_and_each_warns_once(tmp_path: Path, monkeypatch) -> None:
+    import odebench.results as results
+
+    paths = []
+    for i in range(6):  # more files than one report reads at a time used to keep
+        path = tmp_path / f"shard{i}.jsonl"
+        write(path, [ok_record(i)])
+        with path.open("ab") as f:
+            f.write(b'{"type": "rec')
+        paths.append(path)
+    scanned = []
+    real = results._scan
+    monkeypatch.setattr(results, "_scan", lambda data, path: scanned.append(path) or real(data, path))
+    for path in paths:
+        read_metadata(path)  # reads without warning first
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load(paths), load_training(paths), load_ratios(paths), load_curves(paths)
+    assert scanned == paths  # one reading of each, shared by every reader
+    assert sorted(str(w.message).split(":")[0] for w in caught) == sorted(str(p) for p in paths)
