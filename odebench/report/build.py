@@ -147,7 +147,7 @@ def build_document(
             ),
         ]
     if not timed.empty:
-        sections.append(_speed_section(timed))
+        sections.append(_speed_section(timed, groups))
     if runs is not None:
         sections += _training_sections(runs, curves, styles, figures_dir)
     both = df if runs is None else pd.concat([df, _as_records(runs)], ignore_index=True)
@@ -243,8 +243,8 @@ def _summary(df: pd.DataFrame, ok: pd.DataFrame, timed: pd.DataFrame) -> list[Bl
     return blocks
 
 
-def _speed_section(timed: pd.DataFrame) -> Section:
-    table = speed_table(timed)
+def _speed_section(timed: pd.DataFrame, groups) -> Section:
+    table = speed_table(timed, groups)
     counts = table["verdict"].value_counts()
     tally = ", ".join(f"{counts[v]} {v}" for v in ("faster", "slower", "tie") if v in counts)
     text = (

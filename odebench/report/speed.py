@@ -17,6 +17,7 @@ by the quotient of those quartiles (wider, never narrower, than the round-by-rou
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Iterable, Sequence
@@ -71,6 +72,7 @@ class GroupSpeed:
     def __init__(self, rows: pd.DataFrame) -> None:
         #: Per ratio case: its baseline and, per method, its rounds (or quartiles) to it.
         self._cases: list[tuple[str, dict[str, _Ratio]]] = []
+        self._compared: dict[tuple[str, str], Speed | None] = {}
         for _, case in rows.groupby("case_id", sort=False):
             baseline = str(case["baseline"].iloc[0])
             ratios = {}
@@ -84,15 +86,19 @@ class GroupSpeed:
             ratios[baseline] = _Ratio(1.0, 1.0, 1.0, ones, max(counts, default=0))
             self._cases.append((baseline, ratios))
 
-    @property
+    @functools.cached_property
     def methods(self) -> list[str]:
         """The methods timed in this group (baselines included)."""
         return method_order({m for _, ratios in self._cases for m in ratios})
 
     def compare(self, a: str, b: str) -> Speed | None:
-        """`a`'s time over `b`'s, from every ratio case that timed both (None: none did)."""
-        if a == b:
-            return None
+        """`a`'s time over `b`'s, from every ratio case that timed both (None: none did); each
+        pair is pooled once (the tables, picks and Pareto set ask for the same pairs)."""
+        if (a, b) not in self._compared:
+            self._compared[a, b] = None if a == b else self._pool(a, b)
+        return self._compared[a, b]
+
+    def _pool(self, a: str, b: str) -> Speed | None:
         pooled: list[float] = []
         bounds: list[tuple[float, float, float]] = []
         runs = rounds = 0
@@ -179,14 +185,17 @@ def speeds(ratios: pd.DataFrame) -> dict[tuple[str, str], GroupSpeed]:
     return {key: GroupSpeed(rows) for key, rows in ok.groupby(["regime", "setting"], sort=False)}
 
 
-def speed_table(ratios: pd.DataFrame) -> pd.DataFrame:
+def speed_table(
+    ratios: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed] | None = None
+) -> pd.DataFrame:
     """One row per group and timed method: its time over the baseline's (median over rounds with
     the interquartile range), rounds and cases behind it, and the verdict; a failed ratio case or
-    a method it left out is a row with its status."""
+    a method it left out is a row with its status. `groups`: the frame's `speeds`, if made."""
+    groups = speeds(ratios) if groups is None else groups
     rows = []
     columns = ["regime", "setting", "method", "vs", "time ratio [IQR]", "rounds", "runs", "verdict"]
     for (regime, setting), group in ratios.groupby(["regime", "setting"], sort=False):
-        speed = GroupSpeed(group[group["status"] == "ok"])
+        speed = groups.get((regime, setting)) or GroupSpeed(group.iloc[:0])
         for baseline in dict.fromkeys(group["baseline"]):
             mine = group[group["baseline"] == baseline]
             for method in method_order(mine["method"]):
