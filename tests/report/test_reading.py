@@ -12,7 +12,7 @@ import pytest
 from odebench.report.document import Document, Section, Table
 from odebench.report.html import to_html
 from odebench.report.plots import common
-from odebench.report.plots.cost import backward_evals
+from odebench.report.plots.common import backward_evals
 from odebench.report.style import figure_style, method_styles
 from odebench.report.text import column_pattern, fmt_column
 from odebench.report.training import final_metrics_table

@@ -241,3 +241,13 @@ def seed_medians(data: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     out = grouped[list(columns)].median()
     out["at_reference_resolution"] = grouped["at_reference_resolution"].all()
     return out.reset_index().sort_values(["method", "rtol", "step_size"])
+
+
+def backward_evals(frame: pd.DataFrame) -> pd.Series:
+    """Passes through the vector field in the backward pass: NFE + VJPs (missing when both are;
+    NFE alone for training curves recorded before VJPs were)."""
+    nfe = pd.to_numeric(frame["nfe_backward"], errors="coerce").astype(float)
+    if "vjp_backward" not in frame.columns:
+        return nfe
+    vjp = pd.to_numeric(frame["vjp_backward"], errors="coerce").astype(float)
+    return nfe.fillna(0).add(vjp.fillna(0)).where(nfe.notna() | vjp.notna())

@@ -19,13 +19,6 @@ from odebench.report.style import LABELS, MethodStyle, figure_style, method_orde
 COSTS = {"backward_evals": "backward NFE + VJPs", "time_total_s": "time", "peak_memory_mib": "memory"}
 
 
-def backward_evals(frame: pd.DataFrame) -> pd.Series:
-    """Passes through the vector field in the backward pass: NFE + VJPs (missing when both are)."""
-    nfe = pd.to_numeric(frame["nfe_backward"], errors="coerce").astype(float)
-    vjp = pd.to_numeric(frame["vjp_backward"], errors="coerce").astype(float)
-    return nfe.fillna(0).add(vjp.fillna(0)).where(nfe.notna() | vjp.notna())
-
-
 def pareto_mask(cost: np.ndarray, error: np.ndarray) -> np.ndarray:
     """True for the points no other point beats: none has lower-or-equal cost and error, one lower."""
     cost, error = np.asarray(cost, float), np.asarray(error, float)
@@ -40,13 +33,13 @@ def accuracy_vs_cost(
     df: pd.DataFrame, ok: pd.DataFrame, styles: dict[str, MethodStyle], figures_dir: Path
 ) -> list[Figure]:
     """One figure per task; one row of panels per regime, one column per cost; log-log."""
-    ok = ok.assign(backward_evals=backward_evals(ok))
+    ok = ok.assign(backward_evals=common.backward_evals(ok))
     return [_task_figure(task, df, data, styles, figures_dir) for task, data in common.by_task(ok)]
 
 
 def accuracy_vs_cost_figures(ok: pd.DataFrame, styles: dict[str, MethodStyle]) -> dict[str, MplFigure]:
     """The figures of `accuracy_vs_cost` as matplotlib figures, one per task, not saved."""
-    ok = ok.assign(backward_evals=backward_evals(ok))
+    ok = ok.assign(backward_evals=common.backward_evals(ok))
     return {task: _draw(task, data, styles)[0] for task, data in common.by_task(ok)}
 
 

@@ -34,7 +34,7 @@ def training_curves(
     data = curves.merge(runs[["case_id", "group"]], on="case_id", how="inner")
     data = data.assign(
         steps_per_solve=data["steps_accepted"] / data["solves"].where(data["solves"] > 0),
-        backward_evals=_backward_evals(data),
+        backward_evals=common.backward_evals(data),
     )
     return [
         _study_figure(study, rows, styles, figures_dir) for study, rows in data.groupby("study", sort=True)
@@ -85,15 +85,6 @@ def _study_figure(study: str, data: pd.DataFrame, styles, figures_dir: Path) -> 
         "legend: where lines coincide, the methods measured the same values, seen as nested stripes."
     )
     return Figure(f"Training: {study}", caption, png, svg)
-
-
-def _backward_evals(data: pd.DataFrame) -> pd.Series:
-    """Backward NFE + VJPs per curve point (NFE alone for curves recorded without VJPs)."""
-    nfe = pd.to_numeric(data["nfe_backward"], errors="coerce").astype(float)
-    if "vjp_backward" not in data.columns:
-        return nfe
-    vjp = pd.to_numeric(data["vjp_backward"], errors="coerce").astype(float)
-    return nfe.fillna(0).add(vjp.fillna(0)).where(nfe.notna() | vjp.notna())
 
 
 def _draw(ax, rows: pd.DataFrame, x: str, y: str, style: MethodStyle, layer: int = 0) -> None:
