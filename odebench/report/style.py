@@ -11,10 +11,6 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-import matplotlib as mpl
-import seaborn as sns
-from matplotlib.colors import to_hex
-
 from odebench.methods import CORE
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
@@ -51,6 +47,9 @@ def method_order(methods: Iterable[str]) -> list[str]:
 def method_styles(methods: Iterable[str]) -> dict[str, MethodStyle]:
     """A fixed style per method: core methods keep their slots, others follow sorted."""
     names = [*CORE, *sorted(set(methods) - set(CORE))]
+    import seaborn as sns  # here, not at import: tables and comparisons order methods without plotting
+    from matplotlib.colors import to_hex
+
     colours = list(sns.color_palette("colorblind", 10))
     if len(names) > len(colours):
         colours += list(sns.color_palette("husl", len(names) - len(colours)))
@@ -63,6 +62,9 @@ def method_styles(methods: Iterable[str]) -> dict[str, MethodStyle]:
 @contextlib.contextmanager
 def figure_style() -> Iterator[None]:
     """Seaborn's whitegrid look for the figures made inside, leaving global settings alone."""
+    import matplotlib as mpl
+    import seaborn as sns
+
     with (
         mpl.rc_context({"svg.fonttype": "path", "figure.dpi": 100}),
         sns.axes_style("whitegrid"),
