@@ -451,14 +451,7 @@ def load_records(path: PathLike, kind: str = "gradient") -> list:
     from odebench.jobs import KINDS
 
     kind = KINDS[kind]
-    path = Path(path)
-    out = []
-    for row, _, lineno in _read(path).entries[kind.line]:
-        try:
-            out.append(kind.record(row))
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"{path}:{lineno}: not a valid record ({exc})") from None
-    return out
+    return [kind.record(row) for row, _, _ in _read(Path(path)).entries[kind.line]]  # validated rows
 
 
 def read(paths: PathLike | Iterable[PathLike], kind: str) -> pd.DataFrame:

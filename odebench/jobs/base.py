@@ -46,6 +46,20 @@ COUNTS = (
 )
 
 
+def counts_of(counted) -> dict[str, int]:
+    """The `COUNTS` of a `odebench.measure.CountedField` so far, by record field."""
+    forward, backward = counted.counts["forward"], counted.counts["backward"]
+    return {
+        "nfe_forward": forward.nfe,
+        "nfe_backward": backward.nfe,
+        "vjp_backward": backward.vjp,
+        "steps_accepted": forward.accepted,
+        "steps_rejected": forward.rejected,
+        "steps_accepted_backward": backward.accepted,
+        "steps_rejected_backward": backward.rejected,
+    }
+
+
 def problem_label(task: str, size: Any) -> str:
     """``task[size]``, or ``task`` when the size is not known (None or NaN)."""
     if size is None or size != size:  # NaN from a DataFrame
@@ -399,6 +413,7 @@ __all__ = [
     "Stages",
     "check_device",
     "classify",
+    "counts_of",
     "problem_label",
     "run_job",
     "setting_label",

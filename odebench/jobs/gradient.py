@@ -35,6 +35,7 @@ from odebench.jobs.base import (
     RecordBase,
     Stages,
     check_device,
+    counts_of,
     problem_label,
     run_job,
 )
@@ -294,16 +295,7 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
         with stage("counted_run_backward"), counted.phase("backward"):
             flat = flat_gradient(counted, y0, loss)
     finally:
-        forward, backward = counted.counts["forward"], counted.counts["backward"]
-        measured.update(
-            nfe_forward=forward.nfe,
-            nfe_backward=backward.nfe,
-            vjp_backward=backward.vjp,
-            steps_accepted=forward.accepted,
-            steps_rejected=forward.rejected,
-            steps_accepted_backward=backward.accepted,
-            steps_rejected_backward=backward.rejected,
-        )
+        measured.update(counts_of(counted))
     _check_finite(loss, flat)
 
     # 2. reference (after the method, so a failing method fails as itself)

@@ -40,8 +40,16 @@ import torch
 
 from odebench import methods, solvers, studies
 from odebench.errors import InvalidInputError
-from odebench.jobs.base import COUNTS, CaseBase, NonFiniteGradient, RecordBase, check_device, run_job
-from odebench.jobs.gradient import torch_dtype
+from odebench.jobs.base import (
+    COUNTS,
+    CaseBase,
+    NonFiniteGradient,
+    RecordBase,
+    check_device,
+    counts_of,
+    run_job,
+)
+from odebench.jobs.gradient import _rel, torch_dtype
 from odebench.measure import CountedField
 from odebench.measure.timing import synchronizer
 from odebench.studies.base import Study, cast
@@ -316,7 +324,7 @@ def _iterate(
             break
         data = setup.batch(i)
         batch = cast(data, dtype, case.device)
-        before = _counts(counted)
+        before = counts_of(counted)
         solves[0] = 0
         check = i % case.eval_every == 0 or i == case.iterations - 1
         # At the iteration's starting parameters, before the step moves them (not training time).
@@ -330,7 +338,7 @@ def _iterate(
         train_time += time.perf_counter() - start
         point = dict.fromkeys(CURVE_COLUMNS)
         point.update(iteration=i, train_loss=loss.item(), elapsed_s=train_time, solves=solves[0])
-        point.update({k: v - before[k] for k, v in _counts(counted).items()})
+        point.update({k: v - before[k] for k, v in counts_of(counted).items()})
         if setup.observe is not None:
             point.update(setup.observe())
         if check:
@@ -364,19 +372,6 @@ def _step(optimizer, study: Study, model, solve, batch, counted: CountedField, p
 
     optimizer.step(closure)
     return first["loss"], first["grads"]
-
-
-def _counts(counted: CountedField) -> dict[str, int]:
-    forward, backward = counted.counts["forward"], counted.counts["backward"]
-    return {
-        "nfe_forward": forward.nfe,
-        "nfe_backward": backward.nfe,
-        "vjp_backward": backward.vjp,
-        "steps_accepted": forward.accepted,
-        "steps_rejected": forward.rejected,
-        "steps_accepted_backward": backward.accepted,
-        "steps_rejected_backward": backward.rejected,
-    }
 
 
 class _uncounted:
@@ -431,9 +426,7 @@ def _compute_reference(study: Study, model, data: tuple) -> torch.Tensor:
 
 def _relative_error(grads, params, exact: torch.Tensor) -> float:
     """Relative 2-norm error of a gradient (None entries: zero) against the flattened `exact`."""
-    mine = _flat([g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)])
-    norm = exact.norm().item()
-    return (mine - exact).norm().item() / norm if norm > 0 else (mine - exact).norm().item()
+    return _rel(_flat([g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]), exact)
 
 
 def _flat(tensors) -> torch.Tensor:
