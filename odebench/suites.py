@@ -270,8 +270,16 @@ def plan(
     if suite is None and selection:
         if "studies" not in selection and get(default).job == "training":
             selection["studies"] = tuple(studies.names())  # `train`'s axes span every study
-        return _product(selection, setting_axes, settings)
-    chosen = get(suite or default)
+        expansion, timed = _product(selection, setting_axes, settings), True
+    else:  # a suite that declares its own ratio cases (the gate) gets none added
+        chosen = get(suite or default)
+        expansion, timed = _from_suite(chosen, selection, setting_axes, settings), chosen.ratios
+    return with_ratios(expansion) if settings.ratios and timed else expansion
+
+
+def _from_suite(chosen: Suite, selection: dict, setting_axes: dict, settings: Settings) -> Expansion:
+    """The suite's cases with the given setting axes, narrowed to the selection; a selected value
+    the suite does not have is refused, naming the values it has."""
     narrow = {
         axis: selection[axis] for axis in ("tasks", "studies", "methods", "solvers") if axis in selection
     }
@@ -284,8 +292,7 @@ def plan(
                 f"its values: {', '.join(sorted(have))} (leave out --suite to run exactly the axes you give)"
             )
     expansion = chosen.expand(settings, setting_axes, narrow)
-    expansion = select(expansion, selection, chosen.name) if selection else expansion
-    return with_ratios(expansion) if settings.ratios and chosen.ratios else expansion
+    return select(expansion, selection, chosen.name) if selection else expansion
 
 
 #: The command that runs each kind of suite.
@@ -362,25 +369,23 @@ def _product(selection: dict, setting_axes: dict, settings: Settings) -> Expansi
     if "atols" in selection:
         raise InvalidInputError("--atol applies to training runs; gradient cases take --atol-ratio")
     every = {"tasks": tuple(tasks.names())}
-    expansion = Grid("gradient", **{**every, **selection}, **setting_axes).expand(settings, repeats)
-    return with_ratios(expansion) if settings.ratios else expansion
+    return Grid("gradient", **{**every, **selection}, **setting_axes).expand(settings, repeats)
 
 
 #: Timed seconds a ratio case that `with_ratios` adds spends at most (after its least rounds).
 RATIO_BUDGET_S = 10.0
 
 
-def with_ratios(expansion: Expansion, rounds: int = RATIO_ROUNDS, budget_s: float | None = None) -> Expansion:
+def with_ratios(expansion: Expansion) -> Expansion:
     """`expansion` and, for every problem its gradient cases solve with two methods or more (the
     same task, size, solver, setting, dtype, device, seed and step budget), one ratio case that
     times those methods interleaved in one process against naive (or the first of them when
-    naive is not among them), for `rounds` rounds or `budget_s` timed seconds (None:
-    `RATIO_BUDGET_S`), unless the expansion times that problem already. Every speed
+    naive is not among them), for `RATIO_ROUNDS` rounds or `RATIO_BUDGET_S` timed seconds, unless
+    the expansion times that problem already. Every speed
     verdict of a report comes from these same-run ratios, never from times of separate cases.
     """
     from odebench.jobs.ratio import RatioCase
 
-    budget_s = RATIO_BUDGET_S if budget_s is None else budget_s
     groups: dict[str, list] = {}
     timed = set()
     for case in expansion.cases:
@@ -402,8 +407,8 @@ def with_ratios(expansion: Expansion, rounds: int = RATIO_ROUNDS, budget_s: floa
                 size=first.size,
                 methods=contenders,
                 baseline=baseline,
-                rounds=rounds,
-                budget_s=budget_s,
+                rounds=RATIO_ROUNDS,
+                budget_s=RATIO_BUDGET_S,
                 **shared,
             )
         )
