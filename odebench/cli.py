@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from odebench import __version__
+from odebench.catalog import SECTIONS
 from odebench.errors import InvalidInputError, OdebenchError, first_line
 from odebench.policy import Policy
 from odebench.statuses import STATUSES
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument(
         "what",
         nargs="?",
-        choices=["tasks", "studies", "methods", "solvers", "suites"],
+        choices=SECTIONS,
         help="one section (default: every one)",
     )
     listing.add_argument("--plugin", action="append", default=[], metavar="FILE.py", help=_PLUGIN_HELP)

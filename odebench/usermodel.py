@@ -464,6 +464,20 @@ class MethodComparison:
 
         return load_records(self.path)
 
+    @functools.cached_property
+    def ratio_records(self) -> list:
+        """The same-run time ratios (`odebench.jobs.ratio.RatioRecord`), read once."""
+        from odebench.results import load_records
+
+        return load_records(self.path, "ratio")
+
+    @functools.cached_property
+    def _speeds(self) -> dict:
+        from odebench.report.speed import prepare_ratios, speeds
+        from odebench.results import load_ratios
+
+        return speeds(prepare_ratios(load_ratios(self.path)))
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the records, and the same-run time ratios, to a new results file (read by
         ``odebench report`` and ``compare``).
@@ -471,7 +485,7 @@ class MethodComparison:
         Raises:
             InvalidInputError: (one line) when `path` exists or cannot be written.
         """
-        from odebench.results import ResultsWriter, load_records, read_metadata
+        from odebench.results import ResultsWriter, read_metadata
 
         path = Path(path)
         if path.exists() and not path.is_dir() and path.stat().st_size:
@@ -479,7 +493,7 @@ class MethodComparison:
         created = not path.exists()
         try:
             with ResultsWriter(path, read_metadata(self.path)[0]) as writer:
-                for record in [*self.records, *load_records(self.path, "ratio")]:
+                for record in [*self.records, *self.ratio_records]:
                     writer.write(record)
         except OSError as exc:
             if created:
@@ -532,9 +546,7 @@ class MethodComparison:
         """
         from odebench.report.data import prepare
         from odebench.report.recommend import Recommendation, check_limits, recommend
-        from odebench.report.speed import prepare_ratios, speeds
         from odebench.report.style import method_order
-        from odebench.results import load_ratios
 
         check_limits(max_memory, max_error)
         df = prepare(self.table)
@@ -543,7 +555,7 @@ class MethodComparison:
             if df.empty:
                 measured = ", ".join(f"{r:g}" for r in sorted(set(self.table["rtol"].dropna())))
                 raise InvalidInputError(f"no record at rtol={rtol:g}; measured: {measured or 'none'}")
-        timed = speeds(prepare_ratios(load_ratios(self.path)))
+        timed = self._speeds
         loosest_first = df.assign(_key=-df["step_size"].fillna(df["rtol"])).sort_values("_key", kind="stable")
         settings = list(dict.fromkeys(loosest_first["setting"]))
         pick, chosen, limits, reasons = None, None, "", {}
@@ -567,9 +579,8 @@ class MethodComparison:
 
     def __str__(self) -> str:
         from odebench.harness.summary import summary_table
-        from odebench.results import load_records
 
-        text = summary_table([*self.records, *load_records(self.path, "ratio")])
+        text = summary_table([*self.records, *self.ratio_records])
         left_out = [f"left out {case.label()}: {reason}" for case, reason in self.left_out]
         return "\n".join([text, *left_out])
 

@@ -56,7 +56,7 @@ def counted(n: int, command: str, done: bool = False) -> str:
 
 
 def _ratio_rows(records: Sequence) -> str:
-    from odebench.report.speed import Speed
+    from odebench.report.speed import RESOLUTION, Speed
 
     rows = []
     for r in records:
@@ -83,8 +83,8 @@ def _ratio_rows(records: Sequence) -> str:
             )
     return (
         "same-run time ratios (each method's time over the baseline's, interleaved in one process; "
-        "median over rounds and interquartile range; a range covering 1, or within 1.1x of it, is a tie):\n"
-        + pd.DataFrame(rows).to_string(index=False)
+        f"median over rounds and interquartile range; a range covering 1, or within {RESOLUTION:g}x of it, "
+        "is a tie):\n" + pd.DataFrame(rows).to_string(index=False)
     )
 
 

@@ -147,15 +147,7 @@ def _resolved(case):
 
 def _noun(cases: Sequence[CaseBase]) -> str:
     """What the cases are called in messages: training ``run``s, else ``case``s."""
-    lines = {_line(case) for case in cases}
-    return "run" if lines == {"training"} else "case"
-
-
-def _line(case) -> str | None:
-    try:
-        return kind_of(case).line
-    except (LookupError, AttributeError):  # not a job kind's case
-        return None
+    return "run" if cases and all(case.KIND == "training" for case in cases) else "case"
 
 
 def _progress_bar(total: int, enabled: bool, noun: str = "case", stream=None):
