@@ -47,7 +47,7 @@ from odebench.errors import InvalidInputError, describe
 from odebench.jobs.base import MAX_STEPS
 from odebench.jobs.gradient import DTYPES, Case, Record
 from odebench.measure.timing import torch_threads
-from odebench.methods.base import check_problem, what
+from odebench.methods.base import check_problem, summary_of
 from odebench.tasks.base import Gradient, Problem, Task
 
 #: A fixed-step solver's default step is at most the time span over this many steps.
@@ -162,7 +162,7 @@ def check_inputs(func: Any, y0: Any, t: Any, loss: Any) -> None:
                 f"{name} holds {bad} NaN or infinite value(s); every value must be finite"
             )
     if not callable(loss):
-        raise InvalidInputError(f"loss must be callable on the solution, got {what(loss)}")
+        raise InvalidInputError(f"loss must be callable on the solution, got {summary_of(loss)}")
 
 
 def _float64_copy(module: nn.Module) -> nn.Module:
@@ -183,15 +183,17 @@ def _checked_reference(reference: Any, func: nn.Module, y0: torch.Tensor) -> Gra
     """``reference`` in float64 on the CPU, parameters in ``func.named_parameters()`` order."""
     shape = "reference must be (dL/dy0, {parameter name: dL/dparameter})"
     if not (isinstance(reference, (tuple, list)) and len(reference) == 2):
-        raise InvalidInputError(f"{shape}, got {what(reference)}")
+        raise InvalidInputError(f"{shape}, got {summary_of(reference)}")
     grad_y0, grad_params = reference
     named = dict(func.named_parameters())
     if not isinstance(grad_params, Mapping) or set(grad_params) != set(named):
-        got = sorted(grad_params) if isinstance(grad_params, Mapping) else what(grad_params)
+        got = sorted(grad_params) if isinstance(grad_params, Mapping) else summary_of(grad_params)
         raise InvalidInputError(f"{shape}; it names {got}, func has {list(named)}")
     for name, want, got in [("dL/dy0", y0, grad_y0), *((n, named[n], grad_params[n]) for n in named)]:
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-            raise InvalidInputError(f"reference {name} must have shape {tuple(want.shape)}, got {what(got)}")
+            raise InvalidInputError(
+                f"reference {name} must have shape {tuple(want.shape)}, got {summary_of(got)}"
+            )
     cpu64 = dict(dtype=torch.float64, device="cpu")
     return grad_y0.detach().to(**cpu64), {n: grad_params[n].detach().to(**cpu64) for n in named}
 
@@ -213,10 +215,10 @@ def _probe(problem: Problem, what: str) -> str:
         ) from None
     if not isinstance(field, torch.Tensor) or field.shape != problem.y0.shape:
         raise InvalidInputError(
-            f"func(t, y) must return y's shape {tuple(problem.y0.shape)}, got {what(field)}"
+            f"func(t, y) must return y's shape {tuple(problem.y0.shape)}, got {summary_of(field)}"
         )
     if not isinstance(value, torch.Tensor) or value.numel() != 1:
-        raise InvalidInputError(f"loss(solution) must return a scalar tensor, got {what(value)}")
+        raise InvalidInputError(f"loss(solution) must return a scalar tensor, got {summary_of(value)}")
     values = (field.pow(2).sum(), field_probe.pow(2).sum(), value)
     return " ".join(f"{float(v):.{PROBE_DIGITS - 1}e}" for v in values)
 
@@ -263,7 +265,7 @@ def from_factory(spec: str) -> UserTask:
         raise InvalidInputError(f"model {spec!r}: {attribute}() raised {describe(exc, 200)}") from None
     if not (isinstance(made, (tuple, list)) and len(made) == 4):
         raise InvalidInputError(
-            f"model {spec!r}: {attribute}() must return (func, y0, t, loss), got {what(made)}"
+            f"model {spec!r}: {attribute}() must return (func, y0, t, loss), got {summary_of(made)}"
         )
     try:
         return UserTask(*made)

@@ -140,14 +140,16 @@ def check_problem(func, y0, t, *, min_times: int = 1, times_as_y0: bool = True) 
     `min_times` times, a parameter (and, with `times_as_y0`, ``t``) of another dtype or device
     than ``y0``."""
     if not isinstance(func, nn.Module):
-        raise InvalidInputError(f"func must be a torch.nn.Module computing func(t, y), got {what(func)}")
+        raise InvalidInputError(
+            f"func must be a torch.nn.Module computing func(t, y), got {summary_of(func)}"
+        )
     for name, x in (("y0", y0), ("t", t)):
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise InvalidInputError(f"{name} must be a floating-point tensor, got {what(x)}")
+            raise InvalidInputError(f"{name} must be a floating-point tensor, got {summary_of(x)}")
 
     def bad_times() -> InvalidInputError:  # built only when refusing: this runs on every solve
         need = f"one-dimensional, strictly increasing, with at least {min_times} time(s)"
-        return InvalidInputError(f"t must be {need}; got {what(t)}")
+        return InvalidInputError(f"t must be {need}; got {summary_of(t)}")
 
     if t.ndim != 1 or len(t) < min_times:
         raise bad_times()
@@ -161,7 +163,7 @@ def check_problem(func, y0, t, *, min_times: int = 1, times_as_y0: bool = True) 
         raise bad_times()
 
 
-def what(x) -> str:
+def summary_of(x) -> str:
     """How a refusal names a value it got: a tensor's dtype and shape, else its type."""
     if isinstance(x, torch.Tensor):
         return f"a {x.dtype} tensor of shape {tuple(x.shape)}"
