@@ -46,8 +46,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from odebench.jobs import KINDS, JobKind, kind_of
+if TYPE_CHECKING:  # the jobs import torch: the template imports them after it has set up its pipes
+    from odebench.jobs import JobKind
 
 try:  # appending to the stderr file shared with the template; absent on Windows
     import fcntl
@@ -131,6 +133,8 @@ class Worker:
         self._buffer = b""
 
     def run(self, case, timeout: float | None):
+        from odebench.jobs import kind_of
+
         kind = kind_of(case)
         started = time.perf_counter()
         if self._process is None or self._process.poll() is not None:
@@ -452,7 +456,7 @@ def _serve(argv: Sequence[str] | None = None) -> None:
 
     import torch
 
-    import odebench.jobs  # noqa: F401  (every job kind's code, once, before the forks)
+    from odebench.jobs import KINDS  # every job kind's code, once, before the forks
     from odebench.plugins import load_plugins
 
     torch.set_num_threads(args.threads)
