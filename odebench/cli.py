@@ -425,7 +425,7 @@ def _run(args, command: str) -> int:
     from odebench.environment import collect_metadata
     from odebench.harness.executors import describe_line
     from odebench.harness.summary import counted, summary_table
-    from odebench.harness.sweep import run_plan, shard
+    from odebench.harness.sweep import prepare, run_plan
     from odebench.plugins import load_plugins
 
     if args.resume and not args.out:
@@ -434,7 +434,8 @@ def _run(args, command: str) -> int:
     options = _executor_options(args)
     options.check_devices(args.device or ())
     expansion = _plan(args)
-    cases = expansion.runnable() if args.shard is None else shard(expansion.runnable(), *args.shard)
+    asked = dict(shard_of=args.shard, resume=args.resume, retry=_retried(args), timeout=args.timeout)
+    cases = prepare(expansion, **asked)
     count = counted(len(cases), args.command) + (
         f" (shard {args.shard[0]}/{args.shard[1]} of {len(expansion.cases)})" if args.shard else ""
     )
@@ -456,15 +457,7 @@ def _run(args, command: str) -> int:
     with _sigterm_interrupts() as received, options.build() as executor:
         print(describe_line(executor.describe()), flush=True)
         result = run_plan(
-            expansion,
-            out,
-            executor=executor,
-            metadata=metadata,
-            shard_of=args.shard,
-            resume=args.resume,
-            retry=_retried(args),
-            timeout=args.timeout,
-            progress=not args.no_progress,
+            cases, out, executor=executor, metadata=metadata, progress=not args.no_progress, **asked
         )
     print(summary_table(result.records))
     failed = len(result.failures)

@@ -335,7 +335,7 @@ def compare_methods(
     from odebench.environment import collect_metadata
     from odebench.harness.executors import ExecutorOptions
     from odebench.harness.shipping import ship
-    from odebench.harness.sweep import run_plan
+    from odebench.harness.sweep import prepare, run_plan
     from odebench.plugins import load_plugins
     from odebench.suites import Grid, Settings, with_ratios
 
@@ -374,7 +374,7 @@ def compare_methods(
     ):
         expansion = grid.expand(settings, repeats)
         expansion = with_ratios(expansion) if ratios else expansion
-        expansion.runnable()  # refuses a plan with no case before anything is written
+        cases = prepare(expansion, timeout=timeout)  # refusals before anything is written
         shipped = (str(ship(task, Path(scratch))),) if isolate else ()
         options = ExecutorOptions(
             in_process=not isolate,
@@ -386,7 +386,7 @@ def compare_methods(
         out = folder / "results.jsonl"
         with options.build() as executor:
             sweep = run_plan(
-                expansion, out, executor=executor, metadata=metadata, timeout=timeout, progress=progress
+                cases, out, executor=executor, metadata=metadata, timeout=timeout, progress=progress
             )
     if sweep.interrupted and not sweep.records:
         shutil.rmtree(folder)

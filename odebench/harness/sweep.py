@@ -87,8 +87,29 @@ def run_sweep(
     return result
 
 
-def run_plan(
+def prepare(
     expansion: Expansion,
+    *,
+    shard_of: tuple[int, int] | None = None,
+    resume: bool = False,
+    retry: Sequence[str] = (),
+    timeout: float | None = 300.0,
+) -> list:
+    """The cases a run measures, before anything starts: the plan's (`odebench.suites.Expansion`,
+    refused in one line when none can run), the `shard_of` them asked for; and the run's own
+    settings refused in one line where no run could mean them."""
+    from odebench.errors import InvalidInputError
+
+    if timeout is not None and not timeout > 0:
+        raise InvalidInputError(f"--timeout must be positive, got {timeout:g}")
+    if retry and not resume:
+        raise InvalidInputError("--retry-failed continues a results file: give --resume --out FILE too")
+    cases = expansion.runnable()
+    return cases if shard_of is None else shard(cases, *shard_of)
+
+
+def run_plan(
+    cases: Sequence[CaseBase],
     out: str | Path,
     *,
     executor: Executor,
@@ -99,19 +120,10 @@ def run_plan(
     timeout: float | None = 300.0,
     progress: bool = True,
 ) -> SweepResult:
-    """The one orchestrator of `odebench run`, `odebench train` and `compare_methods`: a plan's
-    cases (`odebench.suites.Expansion`, refused in one line when none can run), the `shard_of`
-    them asked for, run by `executor` into `out` (`run_sweep`; `retry` with `resume` runs again
-    the recorded cases whose status it names)."""
-    from odebench.errors import InvalidInputError
-
-    if timeout is not None and not timeout > 0:
-        raise InvalidInputError(f"--timeout must be positive, got {timeout:g}")
-    if retry and not resume:
-        raise InvalidInputError("--retry-failed continues a results file: give --resume --out FILE too")
-    cases = expansion.runnable()
+    """The one orchestrator of `odebench run`, `odebench train` and `compare_methods`: the cases
+    `prepare` gave, run by `executor` into `out` (`run_sweep`; `retry` with `resume` runs again
+    the recorded cases whose status it names), the shard named in the metadata."""
     if shard_of is not None:
-        cases = shard(cases, *shard_of)
         metadata = {**metadata, "shard": "/".join(map(str, shard_of))}
     return run_sweep(
         cases,
