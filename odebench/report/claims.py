@@ -25,6 +25,7 @@ the claims are declared by the studies and methods they belong to.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -72,12 +73,10 @@ class Interval:
 def median_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
     """The median of `values` and the narrowest order-statistic interval with coverage of at
     least `confidence` (the widest, their range, when there are too few values for that)."""
-    from scipy.stats import binom
-
     x = np.sort(np.asarray(values, dtype=float))
     n = len(x)
     # P(B <= j) for B ~ Binomial(n, 1/2): the interval [x_(j+1), x_(n-j)] misses with 2 P(B <= j).
-    tail = binom.cdf(np.arange(n + 1), n, 0.5)
+    tail = [c / 2**n for c in itertools.accumulate(math.comb(n, k) for k in range(n + 1))]
     j = 0
     while j + 1 < n - j - 1 and 2 * tail[j + 1] <= 1 - confidence:
         j += 1
