@@ -246,12 +246,7 @@ class WorkerSpec:
     memory_limit: int | None = None
 
     def worker(self) -> Worker:
-        return Worker(
-            plugins=self.plugins,
-            threads=self.threads,
-            cache_dir=self.cache_dir,
-            memory_limit=self.memory_limit,
-        )
+        return Worker(**asdict(self))
 
 
 def _timed_out(kind: JobKind, case, answer: dict, stderr: str = ""):

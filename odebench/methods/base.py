@@ -113,15 +113,13 @@ ODEINT_KEYWORDS = ("solver", "rtol", "atol", "options")
 
 def _refuse_keywords(unknown: Mapping[str, Any]) -> None:
     """One line for keywords `GradientMethod.odeint` does not take (torchdiffeq's ``method=``)."""
+    valid = f"valid keywords: {', '.join(ODEINT_KEYWORDS)}"
     if "method" in unknown:
         raise InvalidInputError(
             f"odebench calls the solver solver=, not method= (torchdiffeq's spelling): pass "
-            f"solver={unknown['method']!r}; valid keywords: {', '.join(ODEINT_KEYWORDS)}"
+            f"solver={unknown['method']!r}; {valid}"
         )
-    raise InvalidInputError(
-        f"odeint() got unexpected keyword(s) {', '.join(sorted(unknown))}; "
-        f"valid keywords: {', '.join(ODEINT_KEYWORDS)}"
-    )
+    raise InvalidInputError(f"odeint() got unexpected keyword(s) {', '.join(sorted(unknown))}; {valid}")
 
 
 @contextlib.contextmanager
