@@ -40,8 +40,8 @@ from odebench.jobs.base import (
     run_job,
 )
 from odebench.measure import CountedField, measure_peak, time_forward_backward
-from odebench.methods.checkpointed import trajectory_of
-from odebench.solvers.runge_kutta import integrate, replay
+from odebench.methods.stepwise import trajectory_of
+from odebench.solvers.runge_kutta import replay
 
 
 @dataclass(frozen=True)
@@ -318,10 +318,11 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
         at_reference_resolution=bool(error < 10 * reference.error_estimate),
     )
 
-    # 3. discrete-exact gradient on the very grid the forward solve took
-    if caps.torchdiffeq_grid:
-        with stage("discrete_exact"):
-            measured["grad_rel_error_discrete"] = _rel(flat, _discrete_exact(built, trajectory))
+    # 3. discrete-exact gradient: autograd through the method's own discrete solve
+    with stage("discrete_exact"):
+        exact = _discrete_exact(built, trajectory)
+    if exact is not None:
+        measured["grad_rel_error_discrete"] = _rel(flat, exact)
 
     # 4. timing, on the bare field
     def forward_run():
@@ -350,16 +351,23 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     measured.update(peak_memory_bytes=peak, memory_backend=backend)
 
 
-def _discrete_exact(built: BuiltCase, trajectory=None) -> torch.Tensor:
-    """Autograd through odebench's replay of the forward grid (torchdiffeq's accepted steps):
-    the grid the method kept, or, for one that keeps none, the native integrator's solve."""
+def _discrete_exact(built: BuiltCase, trajectory=None) -> torch.Tensor | None:
+    """Autograd through the method's own discrete solve: the grid a stepwise method kept, else
+    `GradientMethod.discrete_solve` (None for a method that has none)."""
     problem, case = built.problem, built.case
-    if trajectory is None:
-        solver = solvers.get(case.solver)
-        with torch.no_grad():
-            _, trajectory = integrate(
-                problem.func, problem.y0, problem.t, solver, case.rtol, case.atol, built.options
-            )
     y0 = problem.y0.detach().clone().requires_grad_(True)
-    loss = problem.loss(replay(problem.func, y0, trajectory))
-    return flat_gradient(problem.func, y0, loss).to(torch.float64).cpu()
+    if trajectory is not None:
+        solution = replay(problem.func, y0, trajectory)
+    else:
+        solution = built.method.discrete_solve(
+            problem.func,
+            y0,
+            problem.t,
+            solver=case.solver,
+            rtol=case.rtol,
+            atol=case.atol,
+            options=built.options,
+        )
+        if solution is None:
+            return None
+    return flat_gradient(problem.func, y0, problem.loss(solution)).to(torch.float64).cpu()

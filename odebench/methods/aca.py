@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from odebench.methods.checkpointed import CheckpointedMethod, checkpointed_capabilities, stage_range
 from odebench.methods.claims import discrete_exact, lower_error_than_adjoint
+from odebench.methods.stepwise import StepwiseMethod, stage_range, stepwise_capabilities
 from odebench.solvers.runge_kutta import graph_stages
 
 
-class ACA(CheckpointedMethod):
+class ACA(StepwiseMethod):
     """Adaptive Checkpoint Adjoint (ACA).
 
     Forward: solve without a graph, keep the accepted step grid and the state at every accepted
@@ -23,7 +23,7 @@ class ACA(CheckpointedMethod):
     """
 
     description = "adaptive checkpoint adjoint (native)"
-    capabilities = checkpointed_capabilities(
+    capabilities = stepwise_capabilities(
         "Zhuang et al., Adaptive Checkpoint Adjoint Method for Gradient Estimation in Neural ODE, ICML 2020"
     )
     claims = (

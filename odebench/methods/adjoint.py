@@ -27,7 +27,7 @@ class Adjoint(GradientMethod):
 
     description = "continuous adjoint (torchdiffeq.odeint_adjoint)"
     # torchdiffeq's forward solve, as naive; the backward solve is a second discretisation.
-    capabilities = replace(Naive.capabilities, exact_discrete_gradient=False)
+    capabilities = replace(Naive.capabilities, exact_discrete_gradient=False, memory_in_steps="flat")
 
     def __init__(self, seminorm: bool = False) -> None:
         self.seminorm = seminorm

@@ -33,6 +33,8 @@ class Capabilities:
         paper: the paper the method comes from.
         torchdiffeq_grid: the forward solve takes the accepted steps of torchdiffeq's solver of
             the same name, so the discrete-exact gradient on that grid can be computed.
+        memory_in_steps: how peak memory grows with the number of steps N: ``"linear"`` (a graph
+            or a state per step) or ``"flat"`` (independent of N: a fixed number of states).
     """
 
     exact_discrete_gradient: bool
@@ -43,6 +45,15 @@ class Capabilities:
     backend: str
     paper: str
     torchdiffeq_grid: bool = False
+    memory_in_steps: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.memory_in_steps not in MEMORY_IN_STEPS:
+            raise ValueError(f"memory_in_steps must be one of {', '.join(MEMORY_IN_STEPS)}")
+
+
+#: The values of `Capabilities.memory_in_steps`.
+MEMORY_IN_STEPS = ("linear", "flat")
 
 
 class GradientMethod(abc.ABC):
@@ -105,6 +116,22 @@ class GradientMethod(abc.ABC):
 
     @abc.abstractmethod
     def _odeint(self, func, y0, t, *, solver, rtol, atol, options) -> torch.Tensor: ...
+
+    def discrete_solve(self, func, y0, t, *, solver, rtol, atol, options) -> torch.Tensor | None:
+        """The same discrete solve as `odeint`, differentiated by plain autograd through every
+        step: the reference a discrete-exact method must reproduce (None: no such solve).
+
+        Methods on torchdiffeq's grid (`Capabilities.torchdiffeq_grid`) replay the native
+        integrator's accepted steps; a method with its own discretisation (a reversible or
+        leapfrog scheme) overrides this with its own forward steps under autograd.
+        """
+        if not self.capabilities.torchdiffeq_grid:
+            return None
+        from odebench.solvers.runge_kutta import integrate, replay
+
+        with torch.no_grad():
+            _, trajectory = integrate(func, y0, t, solvers.get(solver), rtol, atol, options)
+        return replay(func, y0, trajectory)
 
 
 #: The keywords `GradientMethod.odeint` takes after ``func, y0, t``.

@@ -195,6 +195,7 @@ class MALIPeer(TorchDiffEqPackMethod):
         fixed_step=True,
         multiple_output_times=True,
         time_gradient=False,
+        memory_in_steps="flat",
         backend=BACKEND,
         paper=(
             "Zhuang et al., MALI: A memory efficient and reverse accurate integrator for Neural ODEs, "

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from odebench.methods.checkpointed import CheckpointedMethod, checkpointed_capabilities, stage_range
 from odebench.methods.claims import (
     discrete_exact,
     gradient_claim,
     less_memory,
     lower_error_than_adjoint,
 )
+from odebench.methods.stepwise import StepwiseMethod, stage_range, stepwise_capabilities
 from odebench.solvers.runge_kutta import call_field, evaluate_stage, stage_buffer, stage_state, stage_time
 
 
-class Symplectic(CheckpointedMethod):
+class Symplectic(StepwiseMethod):
     """Symplectic adjoint method.
 
     Forward: as ACA, keep the state at every accepted step. Backward, for each step: recompute
@@ -36,7 +36,7 @@ class Symplectic(CheckpointedMethod):
     """
 
     description = "symplectic adjoint (native)"
-    capabilities = checkpointed_capabilities(
+    capabilities = stepwise_capabilities(
         "Matsubara et al., Symplectic Adjoint Method for Exact Gradient of Neural ODE "
         "with Minimal Memory, NeurIPS 2021"
     )

@@ -268,7 +268,7 @@ def test_a_kept_trajectory_is_the_native_integrators_grid(name):
     again; that grid must be the one the native integrator takes. A method that keeps none says
     so (`trajectory_of` is None), and only the native checkpointing methods keep one."""
     from odebench import tasks
-    from odebench.methods.checkpointed import trajectory_of
+    from odebench.methods.stepwise import trajectory_of
 
     problem = tasks.get("spiral").build(1)
     y0 = problem.y0.clone().requires_grad_(True)

@@ -26,7 +26,7 @@ from odebench.solvers.runge_kutta import OutputSlot, Step, Trajectory, call_fiel
 from odebench.solvers.tableau import TableauTensors
 
 
-class CheckpointedMethod(GradientMethod):
+class StepwiseMethod(GradientMethod):
     """Base for ACA and the symplectic adjoint; subclasses define one step's VJP."""
 
     @abc.abstractmethod
@@ -53,10 +53,10 @@ class CheckpointedMethod(GradientMethod):
         spec = solvers.get(solver)
         check_options(spec, options)
         params = tuple(p for p in func.parameters() if p.requires_grad)
-        return _CheckpointedSolve.apply(self, func, spec, t, rtol, atol, options, y0, *params)
+        return _StepwiseSolve.apply(self, func, spec, t, rtol, atol, options, y0, *params)
 
 
-def checkpointed_capabilities(paper: str) -> Capabilities:
+def stepwise_capabilities(paper: str) -> Capabilities:
     return Capabilities(
         exact_discrete_gradient=True,
         adaptive=True,
@@ -82,7 +82,7 @@ def stage_range(solver: solvers.Solver, step: Step) -> range:
     return range(0 if step.f0 is None else 1, solver.tableau.stages - int(fsal))
 
 
-class _CheckpointedSolve(torch.autograd.Function):
+class _StepwiseSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, method, func, solver, t, rtol, atol, options, y0, *params):
         solution, trajectory = integrate(func, y0, t, solver, rtol, atol, options)
