@@ -56,6 +56,19 @@ class Capabilities:
 MEMORY_IN_STEPS = ("linear", "flat")
 
 
+@dataclass(frozen=True)
+class MethodOption:
+    """A method's one tunable setting, written after its name: ``checkpointed:8``.
+
+    ``name`` says what the integer means (e.g. "checkpoints"); values below ``minimum`` are
+    refused. The registered method runs with ``default``.
+    """
+
+    name: str
+    default: int
+    minimum: int = 1
+
+
 class GradientMethod(abc.ABC):
     """A way of differentiating through an ODE solve.
 
@@ -68,6 +81,12 @@ class GradientMethod(abc.ABC):
     #: What the method's paper claims about its gradients (`odebench.claims.Claim`, read on
     #: gradient cases by the report's one evaluator).
     claims: tuple[Claim, ...] = ()
+    #: The setting a suite or the command line may give as ``name:value`` (None: none).
+    option: ClassVar[MethodOption | None] = None
+
+    def with_option(self, value: int) -> GradientMethod:
+        """This method with its `option` set to `value` (methods with an option override this)."""
+        raise UnsupportedError(f"{type(self).__name__} takes no option")
 
     @property
     def backend_version(self) -> str:

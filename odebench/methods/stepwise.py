@@ -16,7 +16,8 @@ after the last step, to one evaluation at the end state.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
 
 import torch
 
@@ -27,7 +28,8 @@ from odebench.solvers.tableau import TableauTensors
 
 
 class StepwiseMethod(GradientMethod):
-    """Base for ACA and the symplectic adjoint; subclasses define one step's VJP."""
+    """Base for ACA, the symplectic adjoint and binomial checkpointing; subclasses define one
+    step's VJP (and may keep fewer states, `keeps_states`)."""
 
     @abc.abstractmethod
     def step_vjp(
@@ -48,6 +50,15 @@ class StepwiseMethod(GradientMethod):
         overwrite it). Adds the parameters' cotangents to `grad_params` and returns those of the
         start state and of the stored first stage ``step.f0`` (``None`` when there is none).
         """
+
+    #: The forward solve keeps every accepted step's state (False: the grid alone, and the
+    #: backward pass recomputes states from checkpoints, `steps_in_reverse`).
+    keeps_states: ClassVar[bool] = True
+
+    def steps_in_reverse(self, func, trajectory: Trajectory, y0: torch.Tensor) -> Iterator[tuple[int, Step]]:
+        """Each step ``n`` with its start state (and stored first stage), last step first."""
+        for n in range(len(trajectory.steps) - 1, -1, -1):
+            yield n, trajectory.steps[n]
 
     def _odeint(self, func, y0, t, *, solver, rtol, atol, options):
         spec = solvers.get(solver)
@@ -85,7 +96,9 @@ def stage_range(solver: solvers.Solver, step: Step) -> range:
 class _StepwiseSolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, method, func, solver, t, rtol, atol, options, y0, *params):
-        solution, trajectory = integrate(func, y0, t, solver, rtol, atol, options)
+        solution, trajectory = integrate(
+            func, y0, t, solver, rtol, atol, options, keep_states=method.keeps_states
+        )
         ctx.method, ctx.func, ctx.trajectory = method, func, trajectory
         ctx.save_for_backward(y0, *params)
         return solution
@@ -112,15 +125,15 @@ class _StepwiseSolve(torch.autograd.Function):
             t_end = steps[-1].t0 + steps[-1].dt
             lam = lam + _field_vjp(func, t_end, True, trajectory.end, tail, params, grad_params)
         lam_f = None
-        for n in range(len(steps) - 1, -1, -1):
+        for n, step in method.steps_in_reverse(func, trajectory, y0):
             own = slots.get(n, ())
-            stage_cot = _stage_cotangents(tab, steps[n], lam, own, grad_solution)
+            stage_cot = _stage_cotangents(tab, step, lam, own, grad_solution)
             if lam_f is not None:
                 stage_cot[-1] += lam_f
             earlier = shifted(n - 1)
             if earlier is not None:
                 stage_cot[0] += earlier
-            lam, lam_f = method.step_vjp(func, solver, tab, steps[n], lam, stage_cot, params, grad_params)
+            lam, lam_f = method.step_vjp(func, solver, tab, step, lam, stage_cot, params, grad_params)
             for slot in own:
                 lam = lam + grad_solution[slot.index]
         if lam_f is not None:

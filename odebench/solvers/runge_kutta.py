@@ -147,6 +147,26 @@ def combine(y0: torch.Tensor, K: torch.Tensor, dt: torch.Tensor, weights: torch.
     return y0 + torch.sum(K * (weights * dt.to(y0.dtype)), dim=-1)
 
 
+def take_step(func, tab: TableauTensors, solver: Solver, step: Step, carried: torch.Tensor | None):
+    """One step from ``step.y0`` without a graph: ``(K, y1)``, the stage buffer and the end state.
+
+    ``carried`` is the first stage an adaptive solve carries over (None: it is evaluated). The
+    operations are the forward solve's own, so a step recomputed from a checkpoint reproduces
+    the forward states bitwise.
+    """
+    K = stage_buffer(step.y0, solver)
+    first = 0
+    if carried is not None:
+        K[..., 0] = carried
+        first = 1
+    a_dt = tab.a * step.dt.to(step.y0.dtype)
+    for i in range(first, solver.tableau.stages):
+        y1 = evaluate_stage(func, tab, solver, step, K, a_dt, i)
+    if not (solver.adaptive and solver.tableau.fsal):
+        y1 = combine(step.y0, K, step.dt, tab.b)
+    return K, y1
+
+
 # With a graph (replay, ACA's backward) the stages are a list and every combination a chain of
 # scaled additions, which builds fewer and smaller autograd nodes than stacking the list (the
 # values differ from the forward's by round-off only).
@@ -220,20 +240,28 @@ def check_options(solver: Solver, options: Mapping[str, Any] | None) -> dict[str
 
 
 @torch.no_grad()
-def integrate(func, y0, t, solver: Solver, rtol, atol, options=None):
+def integrate(func, y0, t, solver: Solver, rtol, atol, options=None, *, keep_states: bool = True):
     """Solve on ``t`` as torchdiffeq would; return ``(solution, trajectory)``.
 
     Runs without a graph: differentiate a recorded trajectory with `replay` or step by step.
-    Steps are reported through ``func``'s torchdiffeq-style callbacks when it has them.
+    Steps are reported through ``func``'s torchdiffeq-style callbacks when it has them. With
+    ``keep_states=False`` the trajectory keeps the grid alone (each step's ``y0`` and ``f0`` are
+    None), for methods that recompute states from checkpoints.
     """
     options = check_options(solver, options)
     trajectory = Trajectory(solver=solver, t=t, end=y0)
     solution = [y0]
+    record = trajectory.steps.append
+    if not keep_states:
+
+        def record(step: Step) -> None:
+            trajectory.steps.append(Step(t0=step.t0, dt=step.dt, y0=None, carried=step.carried))
+
     if len(t) > 1:
         if solver.adaptive:
-            _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, solution)
+            _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, solution, record)
         else:
-            _integrate_fixed(func, y0, t, solver, options, trajectory, solution)
+            _integrate_fixed(func, y0, t, solver, options, trajectory, solution, record)
     return torch.stack(solution), trajectory
 
 
@@ -268,7 +296,7 @@ def _next_step_size(dt, error_ratio, safety, ifactor, dfactor, exponent):
     return dt * factor
 
 
-def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, solution):
+def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, solution, record):
     device = y0.device
     t_dtype = torch.promote_types(torch.float64, y0.dtype)
 
@@ -291,7 +319,7 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
         dt = _initial_step(func, t[0], y0, f0, solver.order, rtol, atol, t_dtype, norm)
     else:
         dt = as_t(options["first_step"])
-    y, f, t_start, t_end, K_last = y0, f0, t[0], t[0], None
+    y, f, t_start, t_end, K_last, y_start = y0, f0, t[0], t[0], None, y0
     fsal = solver.tableau.fsal
     for j in range(1, len(t)):
         attempts = 0
@@ -308,13 +336,7 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
                 raise FloatingPointError(f"underflow in dt {dt.item()}")
             if not torch.isfinite(y).all():
                 raise FloatingPointError("non-finite values in the state")
-            K = stage_buffer(y, solver)
-            K[..., 0] = f
-            a_dt = tab.a * dt.to(y.dtype)
-            for i in range(1, solver.tableau.stages):
-                y1 = evaluate_stage(func, tab, solver, step, K, a_dt, i)
-            if not fsal:
-                y1 = combine(y, K, dt, tab.b)
+            K, y1 = take_step(func, tab, solver, step, f)
             error = torch.sum(K * (tab.b_error * dt.to(y.dtype)), dim=-1)
             error_ratio = norm(error / (atol + rtol * torch.max(y.abs(), y1.abs()))).abs()
             accept = bool(error_ratio <= 1)
@@ -323,18 +345,17 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
             if dt <= min_step:
                 accept = True
             if accept:
-                trajectory.steps.append(step)
+                record(step)
                 # A copy of the last stage, so that the buffer is freed with the next step.
-                y, f, t_start, t_end, K_last = y1, K[..., -1].clone(), step.t0, step.t0 + dt, K
+                y_start, y, f, t_start, t_end, K_last = y, y1, K[..., -1].clone(), step.t0, step.t0 + dt, K
             else:
                 notify(func, "callback_reject_step", step.t0, y, dt)
             dt = _next_step_size(dt, error_ratio, safety, ifactor, dfactor, exponent)
             dt = dt.clamp(min_step, max_step)
         n = len(trajectory.steps) - 1
-        step = trajectory.steps[n]
         weights = dense_output_weights(tab, (t[j] - t_start) / (t_end - t_start))
         trajectory.outputs.append(OutputSlot(index=j, step=n, weights=weights))
-        solution.append(combine(step.y0, K_last, step.dt, weights))
+        solution.append(combine(y_start, K_last, trajectory.steps[n].dt, weights))
     trajectory.end = y
 
 
@@ -348,25 +369,22 @@ def fixed_grid(t: torch.Tensor, step_size) -> torch.Tensor:
     return grid
 
 
-def _integrate_fixed(func, y0, t, solver, options, trajectory, solution):
+def _integrate_fixed(func, y0, t, solver, options, trajectory, solution, record):
     tab = solver.tableau.tensors(y0.dtype, y0.device)
     grid = fixed_grid(t, options.get("step_size"))
     y, j = y0, 1
     for n, (t0, t1) in enumerate(itertools.pairwise(grid)):
         step = Step(t0=t0, dt=t1 - t0, y0=y)
         notify(func, "callback_step", t0, y, step.dt)
-        K = stage_buffer(y, solver)
-        a_dt = tab.a * step.dt.to(y.dtype)
-        for i in range(solver.tableau.stages):
-            evaluate_stage(func, tab, solver, step, K, a_dt, i)
-        trajectory.steps.append(step)
+        K, y1 = take_step(func, tab, solver, step, None)
+        record(step)
         while j < len(t) and t1 >= t[j]:
             fraction = 0.0 if t[j] == t0 else 1.0 if t[j] == t1 else (t[j] - t0) / (t1 - t0)
             weights = torch.as_tensor(fraction, dtype=y0.dtype, device=y0.device) * tab.b
             trajectory.outputs.append(OutputSlot(index=j, step=n, weights=weights))
             solution.append(combine(y, K, step.dt, weights))
             j += 1
-        y = combine(y, K, step.dt, tab.b)
+        y = y1
     trajectory.end = y
 
 
