@@ -17,7 +17,10 @@ from odebench.methods.backsolve_checkpointed import BacksolveCheckpointed
 from odebench.methods.base import Capabilities, GradientMethod, MethodOption
 from odebench.methods.checkpointed import Checkpointed
 from odebench.methods.forward_mode import ForwardMode
+from odebench.methods.mali import MALI
 from odebench.methods.naive import Naive
+from odebench.methods.reversible import Reversible
+from odebench.methods.reversible_heun import ReversibleHeun
 from odebench.methods.symplectic import Symplectic
 from odebench.registry import Registry
 
@@ -27,6 +30,9 @@ registry.register("adjoint", Adjoint())
 registry.register("seminorm", Adjoint(seminorm=True))
 registry.register("aca", ACA())
 registry.register("symplectic", Symplectic())
+registry.register("reversible", Reversible())
+registry.register("reversible_heun", ReversibleHeun())
+registry.register("mali", MALI())
 registry.register("checkpointed", Checkpointed())
 registry.register("backsolve_checkpointed", BacksolveCheckpointed())
 registry.register("forward", ForwardMode())
@@ -36,8 +42,12 @@ CORE = ("naive", "adjoint", "seminorm", "aca", "symplectic")
 BASELINE = "naive"
 
 from odebench.methods import peers as _peers  # noqa: E402  (registers the installed peers)
+from odebench.methods import torchode_peer as _torchode_peer  # noqa: E402
+from odebench.methods import torchsde_peer as _torchsde_peer  # noqa: E402
 
 _peers.register_all(registry)
+_torchsde_peer.register_all(registry)
+_torchode_peer.register_all(registry)
 
 names = registry.names
 register = registry.register

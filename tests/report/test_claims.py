@@ -185,7 +185,10 @@ def test_planted_gradient_effects():
     """Seminorm 40 % fewer backward NFE (published 40 %): holds. ACA's error below the adjoint's
     everywhere: holds. Symplectic's below in 6 of 8: no detectable difference (its interval
     covers 1). Both discrete-exact; memory symplectic < aca < naive at >= 50 steps: holds."""
-    findings = gradient_findings(ok_rows(prepare(frame_of(synthetic_records()))))
+    every = gradient_findings(ok_rows(prepare(frame_of(synthetic_records()))))
+    # The claims of methods the synthetic run lacks (every newer method's) cannot be tested.
+    findings = [f for f in every if f.verdict != UNTESTABLE]
+    assert len(every) > len(findings)
     verdicts = {f.claim.sentence.split(" ")[0] + f"/{i}": f.verdict for i, f in enumerate(findings)}
     assert verdicts == {
         "The/0": HOLDS,
