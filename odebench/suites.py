@@ -31,7 +31,7 @@ from odebench.errors import InvalidInputError
 from odebench.jobs import KINDS
 from odebench.jobs.base import ATOL_RATIO, MAX_STEPS, CaseBase
 from odebench.jobs.ratio import ROUNDS as RATIO_ROUNDS
-from odebench.methods import BASELINE, CORE
+from odebench.methods import BASELINE, CORE, NEWER
 from odebench.registry import Registry
 
 #: Axes that select cases (of a suite) or span a grid.
@@ -489,9 +489,34 @@ def _full() -> list[Grid]:
         Grid(**every, rtols=(1e-3, 1e-5, 1e-7, 1e-9)),
         Grid(**every, solvers=("bosh3",), rtols=(1e-4, 1e-7)),
         Grid(**every, solvers=("dopri8",), rtols=(1e-6, 1e-9)),
-        Grid(**every, solvers=("rk4", "midpoint")),
+        Grid(**every, solvers=("rk4", "midpoint", "heun2")),
         Grid(**every, sizes=()),
         Grid(**every, solvers=("rk4",), sizes=()),
+        # Memory against recomputation: the checkpoint budget as an axis, every horizon.
+        Grid(tasks=("spiral", "mlp"), methods=CHECKPOINT_BUDGETS, solvers=("rk4",), sizes=()),
+        # Restarting the adjoint from stored states where its backward solve drifts.
+        Grid(tasks=("lorenz63", "van_der_pol_stiff"), methods=RESTART_BUDGETS, sizes=()),
+    ]
+
+
+#: `checkpointed` with 1 to 32 stored states, and the checkpointed adjoint with 4 to 64.
+CHECKPOINT_BUDGETS = tuple(f"checkpointed:{k}" for k in (1, 2, 4, 8, 16, 32))
+RESTART_BUDGETS = ("adjoint", *(f"backsolve_checkpointed:{k}" for k in (4, 16, 64)))
+
+
+def _scaling() -> list[Grid]:
+    # A large state (digits ODE-Net: 32 images x 8 channels x 8 x 8 = 16384 entries) over 10 to
+    # 80 fixed steps; each reversible scheme on its own solver, beside the methods that take it.
+    steps = (0.1, 0.05, 0.025, 0.0125)
+    methods_ = ("naive", "adjoint", "aca", "symplectic", "reversible", "checkpointed:2", "checkpointed:8")
+    return [
+        Grid(
+            tasks=("digits_odenet",),
+            methods=(*methods_, "mali", "reversible_heun"),
+            solvers=(solver,),
+            step_sizes=steps,
+        )
+        for solver in ("rk4", "midpoint", "heun2")
     ]
 
 
@@ -500,6 +525,9 @@ def _gate() -> list[Grid]:
     return [
         Grid(tasks=("linear", "spiral", "mlp"), rtols=(1e-6,)),
         Grid(tasks=("linear", "mlp"), solvers=("rk4",)),
+        # The newer methods' counts and errors, each on the solvers it takes.
+        Grid(tasks=("linear", "spiral", "mlp"), methods=NEWER, rtols=(1e-6,)),
+        Grid(tasks=("linear", "mlp"), methods=NEWER, solvers=("rk4", "midpoint", "heun2")),
         # Time ratios, interleaved: every core method against naive, the native ACA against
         # TorchDiffEqPack's where that peer is installed.
         Grid("ratio", tasks=("linear", "mlp"), methods=others, rtols=(1e-6,)),
@@ -535,11 +563,23 @@ registry.register(
     ),
 )
 registry.register(
+    "scaling",
+    Suite(
+        "scaling",
+        "memory and time against the number of steps on a large state (digits ODE-Net, 16384 entries): "
+        "naive, adjoint, aca, symplectic, reversible, checkpointed:2 and :8 on rk4, midpoint and heun2, "
+        "mali on midpoint, reversible_heun on heun2, 10 to 80 steps",
+        "about 10 minutes on 2 CPU cores",
+        _scaling,
+    ),
+)
+registry.register(
     "gate",
     Suite(
         "gate",
         "the CI gate: linear, spiral, mlp x 5 core methods x dopri5 at rtol 1e-6; rk4 on linear, mlp; "
-        "interleaved time ratios to naive (and of aca to its TorchDiffEqPack peer)",
+        "the newer methods on the same tasks and on rk4, midpoint, heun2; interleaved time ratios to "
+        "naive (and of aca to its TorchDiffEqPack peer)",
         "about 40 seconds on 2 CPU cores",
         _gate,
         ratios=False,

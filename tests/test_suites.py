@@ -10,7 +10,7 @@ from odebench import suites, tasks
 from odebench.errors import InvalidInputError
 from odebench.jobs.gradient import Case, resolve
 from odebench.jobs.ratio import RatioCase
-from odebench.methods import CORE
+from odebench.methods import CORE, NEWER
 
 
 def labels(expansion, kind: str = "gradient") -> list[str]:
@@ -140,12 +140,15 @@ def test_cases_a_dtype_cannot_meet_are_left_out_with_the_reason():
     }
 
 
-def test_the_gate_suite_is_the_core_methods_on_three_tasks_and_their_interleaved_ratios():
+def test_the_gate_suite_is_every_method_on_three_tasks_and_the_core_interleaved_ratios():
     gate = suites.plan("gate")
     gradient = [c for c in gate.cases if isinstance(c, Case)]
     ratios = [c for c in gate.cases if isinstance(c, RatioCase)]
-    assert {c.method for c in gradient} == set(CORE)
-    assert len(gradient) == 15 + 8 and len(gate.left_out) == 2
+    assert {c.method for c in gradient} == set(CORE) | set(NEWER)
+    # Core: 15 at dopri5, 8 on rk4. Newer: 4 of 6 take dopri5 (x 3 tasks), and on rk4, midpoint
+    # and heun2 the four that take every tableau, mali on midpoint, reversible_heun on heun2.
+    assert len(gradient) == 15 + 8 + 12 + 2 * (3 * 4 + 2)
+    assert len(gate.left_out) == 2 + 14
     assert [(c.task, c.methods, c.baseline) for c in ratios] == [
         ("linear", ("adjoint", "seminorm", "aca", "symplectic"), "naive"),
         ("mlp", ("adjoint", "seminorm", "aca", "symplectic"), "naive"),

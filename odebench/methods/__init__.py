@@ -38,6 +38,8 @@ registry.register("backsolve_checkpointed", BacksolveCheckpointed())
 registry.register("forward", ForwardMode())
 
 CORE = ("naive", "adjoint", "seminorm", "aca", "symplectic")
+#: The methods of 2021-2024 beside them (reversible schemes, checkpointing, forward mode).
+NEWER = ("reversible", "reversible_heun", "mali", "checkpointed", "backsolve_checkpointed", "forward")
 #: The method that time and memory ratios are taken against: plain backpropagation.
 BASELINE = "naive"
 
@@ -102,6 +104,7 @@ def _with_options() -> str:
 __all__ = [
     "BASELINE",
     "CORE",
+    "NEWER",
     "Capabilities",
     "GradientMethod",
     "MethodOption",

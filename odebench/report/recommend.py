@@ -170,10 +170,10 @@ def _ordered(reasons: dict[str, str]) -> dict[str, str]:
     return dict(sorted(reasons.items(), key=lambda kv: _order(kv[0])))
 
 
-def _order(method: str) -> int:
-    from odebench.methods import CORE
+def _order(method: str) -> tuple:
+    from odebench.methods import order_key
 
-    return CORE.index(method) if method in CORE else len(CORE)
+    return order_key(method)
 
 
 def near_best_pick(group: pd.DataFrame, metric: str, speed: GroupSpeed | None = None) -> Recommendation:

@@ -11,7 +11,8 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from odebench.methods import CORE
+from odebench.methods import names as registry_names
+from odebench.methods import order_key
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
 #: Line dashes, so that lines which lie on top of each other still tell their methods apart.
@@ -39,20 +40,26 @@ class MethodStyle:
 
 
 def method_order(methods: Iterable[str]) -> list[str]:
-    """Core methods first in their canonical order, then the others sorted by name."""
-    present = set(methods)
-    return [m for m in CORE if m in present] + sorted(present - set(CORE))
+    """Registration order (the core methods first), a method's option values ascending after
+    it, names no registry knows last (`odebench.methods.order_key`)."""
+    return sorted(set(methods), key=order_key)
 
 
 def method_styles(methods: Iterable[str]) -> dict[str, MethodStyle]:
-    """A fixed style per method: core methods keep their slots, others follow sorted."""
-    names = [*CORE, *sorted(set(methods) - set(CORE))]
+    """A fixed style per method: every registered method keeps its slot in registration order,
+    so a method looks the same in every report; other names (options, plug-ins) follow."""
+    registered = registry_names()
+    others = method_order(set(methods) - set(registered))
+    names = [*registered, *others]
     import seaborn as sns  # here, not at import: tables and comparisons order methods without plotting
     from matplotlib.colors import to_hex
 
-    colours = list(sns.color_palette("colorblind", 10))
-    if len(names) > len(colours):
-        colours += list(sns.color_palette("husl", len(names) - len(colours)))
+    # Registered methods: the colour-blind palette, then hues fixed by the registry's size; the
+    # other names: a darker palette, so their count never moves a registered method's colour.
+    colours = list(sns.color_palette("colorblind", 10))[: len(registered)]
+    colours += list(sns.color_palette("husl", max(len(registered) - 10, 0)))
+    extra = list(sns.color_palette("dark", 10))
+    colours += (extra + list(sns.husl_palette(max(len(others) - 10, 0), l=0.4)))[: len(others)]
     return {
         name: MethodStyle(to_hex(colours[i]), _MARKERS[i % len(_MARKERS)], _LINESTYLES[i % len(_LINESTYLES)])
         for i, name in enumerate(names)
