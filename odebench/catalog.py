@@ -43,6 +43,7 @@ def entries(section: str) -> list[dict[str, Any]]:
                 "available": True,
                 "description": method.description,
                 "backend_version": method.backend_version,
+                "option": None if method.option is None else asdict(method.option),
                 **asdict(method.capabilities),
             }
             for name, method in methods.registry.items()
@@ -84,11 +85,17 @@ def line(section: str, entry: dict[str, Any]) -> str:
     detail = {
         "tasks": lambda e: f" [{e['size_knob']}, default {e['default_size']}]",
         "studies": lambda e: f" [{e['paper'].split(',')[0]}]",
-        "methods": lambda e: f" ({e['backend']} {e['backend_version']})",
+        "methods": lambda e: f" ({e['backend']} {e['backend_version']})" + _option(e["option"], e["name"]),
         "solvers": lambda e: "",
         "suites": lambda e: f" ({e['expected_duration']})",
     }[section]
     return head + entry["description"] + detail(entry)
+
+
+def _option(option: dict[str, Any] | None, name: str) -> str:
+    if option is None:
+        return ""
+    return f"; {name}:<{option['name']}>, default {option['default']}"
 
 
 __all__ = ["SECTIONS", "entries", "line"]
