@@ -520,6 +520,17 @@ def _scaling() -> list[Grid]:
     ]
 
 
+def _stiff_chaotic() -> list[Grid]:
+    # Where the backward pass can leave the forward trajectory: stiff van der Pol (mu = 10),
+    # chaotic Lorenz-63 (T = 1) and an MLP fitted to it, adaptive and on fixed grids.
+    hard = ("van_der_pol_stiff", "lorenz63", "lorenz63_fit")
+    ours = (*CORE, *NEWER, "backsolve_checkpointed:32")
+    return [
+        Grid(tasks=hard, methods=ours, rtols=(1e-4, 1e-6, 1e-8)),
+        Grid(tasks=hard, methods=ours, solvers=("rk4", "midpoint", "heun2")),
+    ]
+
+
 def _gate() -> list[Grid]:
     others = tuple(m for m in CORE if m != BASELINE)
     return [
@@ -571,6 +582,16 @@ registry.register(
         "mali on midpoint, reversible_heun on heun2, 10 to 80 steps",
         "about 10 minutes on 2 CPU cores",
         _scaling,
+    ),
+)
+registry.register(
+    "stiff-chaotic",
+    Suite(
+        "stiff-chaotic",
+        "every method odebench implements on stiff van der Pol and chaotic Lorenz-63 (and an MLP fitted "
+        "to it): dopri5 at rtol 1e-4, 1e-6, 1e-8 and rk4, midpoint, heun2 at each task's step",
+        "about 15 minutes on 2 CPU cores",
+        _stiff_chaotic,
     ),
 )
 registry.register(
