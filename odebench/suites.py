@@ -474,12 +474,16 @@ def _sort_key(value):
 registry: Registry[Suite] = Registry("suite")
 
 
+#: The quick suite's methods: the five core ones, a reversible solver and binomial checkpointing.
+QUICK_METHODS = (*CORE, "reversible", "checkpointed")
+
+
 def _quick() -> list[Grid]:
     return [
-        # Accuracy against cost: five core methods, three tasks, two tolerances.
-        Grid(tasks=("linear", "spiral", "mlp"), rtols=(1e-4, 1e-7)),
+        # Accuracy against cost: three tasks, two tolerances.
+        Grid(tasks=("linear", "spiral", "mlp"), methods=QUICK_METHODS, rtols=(1e-4, 1e-7)),
         # Memory scaling: fixed-step rk4 at spiral's own step over growing horizons.
-        Grid(tasks=("spiral",), solvers=("rk4",), sizes=(1, 2, 5)),
+        Grid(tasks=("spiral",), methods=QUICK_METHODS, solvers=("rk4",), sizes=(1, 2, 5)),
     ]
 
 
@@ -557,7 +561,8 @@ registry.register(
     "quick",
     Suite(
         "quick",
-        "5 core methods x linear, spiral, mlp x dopri5 at rtol 1e-4, 1e-7; rk4 memory scaling on spiral",
+        "5 core methods, reversible and checkpointed x linear, spiral, mlp x dopri5 at rtol 1e-4, 1e-7; "
+        "rk4 memory scaling on spiral",
         "about 2 minutes on 2 CPU cores",
         _quick,
     ),
