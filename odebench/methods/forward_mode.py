@@ -87,12 +87,21 @@ def _directional(ctx, inputs, which: int, tangent: torch.Tensor, grad_solution) 
     """``<grad_solution, d solution>`` along `tangent` on input number `which` (0: ``y0``)."""
     with fwad.dual_level():
         duals = [fwad.make_dual(x, tangent) if k == which else x for k, x in enumerate(inputs)]
-        values = dict(zip(ctx.names, duals[1:]))
-
-        def field(t, y):
-            return torch.func.functional_call(ctx.func, values, (t, y))
-
-        tangent_out = fwad.unpack_dual(replay(field, duals[0], ctx.trajectory)).tangent
+        # The parameters are swapped for their duals once for the whole replay, not per call.
+        values = {f"func.{name}": dual for name, dual in zip(ctx.names, duals[1:])}
+        solution = torch.func.functional_call(_Replay(ctx.func, ctx.trajectory), values, (duals[0],))
+        tangent_out = fwad.unpack_dual(solution).tangent
     if tangent_out is None:  # the input does not reach the solution
         return torch.zeros((), dtype=grad_solution.dtype, device=grad_solution.device)
     return torch.sum(tangent_out * grad_solution)
+
+
+class _Replay(torch.nn.Module):
+    """The recorded grid replayed from ``y0`` with the field as a child module."""
+
+    def __init__(self, func, trajectory) -> None:
+        super().__init__()
+        self.func, self.trajectory = func, trajectory
+
+    def forward(self, y0):
+        return replay(self.func, y0, self.trajectory)
