@@ -9,7 +9,7 @@ RESULTS ?= results/quick-$(RUN_TIME).jsonl
 TRAIN_RESULTS ?= results/train-quick-$(RUN_TIME).jsonl
 REPORT ?= report/quick
 
-.PHONY: setup run test lint format
+.PHONY: setup run test test-slow lint format
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,10 @@ run: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The slow tier: forward mode on every solver (CI runs it before `make test`).
+test-slow: setup
+	$(PY) -m pytest -m slow
 
 lint: setup
 	$(VENV)/bin/ruff check odebench tests benchmarks

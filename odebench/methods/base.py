@@ -35,6 +35,8 @@ class Capabilities:
             the same name, so the discrete-exact gradient on that grid can be computed.
         memory_in_steps: how peak memory grows with the number of steps N: ``"linear"`` (a graph
             or a state per step) or ``"flat"`` (independent of N: a fixed number of states).
+        cost_per_input: the backward pass costs one solve per input entry (``y0`` and the
+            parameters), as forward mode does, rather than one backward sweep.
     """
 
     exact_discrete_gradient: bool
@@ -46,6 +48,7 @@ class Capabilities:
     paper: str
     torchdiffeq_grid: bool = False
     memory_in_steps: str = "linear"
+    cost_per_input: bool = False
 
     def __post_init__(self) -> None:
         if self.memory_in_steps not in MEMORY_IN_STEPS:

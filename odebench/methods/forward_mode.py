@@ -36,7 +36,7 @@ class ForwardMode(GradientMethod):
     """
 
     description = "forward-mode sensitivities (dual numbers through the native steps)"
-    capabilities = replace(stepwise_capabilities(PAPER), memory_in_steps="flat")
+    capabilities = replace(stepwise_capabilities(PAPER), memory_in_steps="flat", cost_per_input=True)
     option = MethodOption("max_directions", default=512)
     claims = (
         discrete_exact("forward", "forward sensitivity analysis: the derivative of the discrete solve"),

@@ -22,8 +22,20 @@ EXACT = [n for n in OURS if methods.get(n).capabilities.exact_discrete_gradient]
 WITH_DOPRI5 = [n for n in OURS if methods.get(n).supports("dopri5")]
 
 
+#: The solvers every method is checked with in the default run; a method whose backward pass
+#: costs a solve per input (forward mode) meets the others in the slow tier (`make test-slow`).
+EVERYDAY_SOLVERS = ("dopri5", "rk4")
+
+
+def tiered(method: str, solver: str, *rest):
+    """The parameter set, marked slow where the method pays per input and the solver is not an
+    everyday one."""
+    slow = methods.get(method).capabilities.cost_per_input and solver not in EVERYDAY_SOLVERS
+    return pytest.param(method, solver, *rest, marks=[pytest.mark.slow] if slow else [])
+
+
 def method_solver_pairs():
-    return [(m, s) for m in OURS for s in solvers.names() if methods.get(m).supports(s)]
+    return [tiered(m, s) for m in OURS for s in solvers.names() if methods.get(m).supports(s)]
 
 
 def linear_gradient_error(method, solver, device, *, tol=None, step_size=None, dtype=torch.float64):
@@ -101,13 +113,13 @@ SOLVER_CASES = [
 TIMES = {"one_output": [0.0, 1.5], "several_outputs": [0.0, 0.3, 0.31, 1.0, 1.5]}
 
 
-@pytest.mark.parametrize("method", EXACT)
+@pytest.mark.parametrize(
+    "method, solver, step_size",
+    [tiered(m, s, h) for m in EXACT for s, h in SOLVER_CASES if methods.get(m).supports(s)],
+)
 @pytest.mark.parametrize("field", FIELDS)
-@pytest.mark.parametrize("solver, step_size", SOLVER_CASES)
 @pytest.mark.parametrize("times", TIMES)
-def test_exact_methods_equal_discrete_exact_gradient(method, field, solver, step_size, times, device):
-    if not methods.get(method).supports(solver):
-        pytest.skip(f"{method} does not take {solver}")
+def test_exact_methods_equal_discrete_exact_gradient(method, solver, step_size, field, times, device):
     make_field, make_y0 = FIELDS[field]
     y0 = make_y0(device)
     t = torch.tensor(TIMES[times], dtype=torch.float64, device=device)
