@@ -43,13 +43,10 @@ NEWER = ("reversible", "reversible_heun", "mali", "checkpointed", "backsolve_che
 #: The method that time and memory ratios are taken against: plain backpropagation.
 BASELINE = "naive"
 
-from odebench.methods import peers as _peers  # noqa: E402  (registers the installed peers)
-from odebench.methods import torchode_peer as _torchode_peer  # noqa: E402
-from odebench.methods import torchsde_peer as _torchsde_peer  # noqa: E402
+from odebench.methods import peers, torchode_peer, torchsde_peer  # noqa: E402
 
-_peers.register_all(registry)
-_torchsde_peer.register_all(registry)
-_torchode_peer.register_all(registry)
+for _peer_module in (peers, torchsde_peer, torchode_peer):  # installed or not, with the reason
+    _peer_module.register_all(registry)
 
 names = registry.names
 register = registry.register

@@ -34,7 +34,6 @@ Method for Gradient Estimation in Neural ODE", ICML 2020; Zhuang, Dvornek, Tatik
 from __future__ import annotations
 
 import abc
-import importlib
 import itertools
 import math
 from collections.abc import Mapping
@@ -46,7 +45,8 @@ from torch import nn
 from odebench import solvers
 from odebench.errors import MaxStepsExceeded, UnsupportedError
 from odebench.methods.base import Capabilities, GradientMethod
-from odebench.solvers.runge_kutta import refuse_unknown_options
+from odebench.methods.peer_backend import TrainableParameters, register_peers
+from odebench.solvers.runge_kutta import refuse_bad_options
 
 BACKEND = "TorchDiffEqPack"  # the PyPI distribution name, so `backend_version` finds it
 ADAPTIVE_OPTIONS = frozenset({"first_step", "max_num_steps"})
@@ -55,21 +55,16 @@ _ENTRY_POINTS = ("odesolve_adjoint", "odesolve_adjoint_sym12")
 _UNLIMITED = 2**31 - 1
 
 
-class _Field(nn.Module):
+class _Field(TrainableParameters):
     """``func(t, y)`` as TorchDiffEqPack calls it: time cast to the state's dtype and device.
 
-    `func` is held without being registered, and only its parameters that require grad are
-    registered here, so TorchDiffEqPack (which differentiates every tensor ``parameters()``
-    yields) never asks for the gradient of a frozen one. ``shape`` restores a 0-d state that is
-    solved as shape ``(1,)``.
+    TorchDiffEqPack differentiates every tensor ``parameters()`` yields, hence only the trainable
+    ones (`TrainableParameters`). ``shape`` restores a 0-d state that is solved as shape ``(1,)``.
     """
 
     def __init__(self, func: nn.Module, shape: torch.Size | None = None) -> None:
-        super().__init__()
-        object.__setattr__(self, "func", func)
+        super().__init__(func)
         self.shape = shape
-        for i, p in enumerate(p for p in func.parameters() if p.requires_grad):
-            self.register_parameter(f"p{i}", p)
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         if torch.is_tensor(t):
@@ -220,40 +215,14 @@ PEERS: dict[str, type[TorchDiffEqPackMethod]] = {
 
 
 def register_all(registry) -> None:
-    """Register every peer whose package imports; the others as unavailable, with the reason."""
-    reason = _backend_problem()
-    for name, cls in PEERS.items():
-        if reason is None:
-            registry.register(name, cls())
-        else:
-            registry.register_unavailable(name, reason)
-
-
-def _backend_problem() -> str | None:
-    """Why TorchDiffEqPack cannot be used here, or None when it can."""
-    try:
-        module = importlib.import_module(BACKEND)
-        missing = [name for name in _ENTRY_POINTS if not callable(getattr(module, name, None))]
-    except ModuleNotFoundError as exc:
-        if exc.name not in (None, BACKEND):
-            return f"{BACKEND} is installed but its import failed: {type(exc).__name__}: {exc}"
-        return f"{BACKEND} is not installed (pip install 'odebench[peers]')"
-    except Exception as exc:  # a broken install must not break `import odebench`
-        return f"{BACKEND} is installed but its import failed: {type(exc).__name__}: {exc}"
-    if missing:
-        return f"{BACKEND} lacks {', '.join(missing)}; version 1.0.1 is supported"
-    return None
+    """Register the TorchDiffEqPack peers (as unavailable, with the reason, where it cannot be used)."""
+    register_peers(registry, BACKEND, _ENTRY_POINTS, "1.0.1", PEERS)
 
 
 def _check_options(spec: solvers.Solver, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Refuse options the TorchDiffEqPack wrappers do not implement (valid ones listed)."""
     valid = ADAPTIVE_OPTIONS if spec.adaptive else FIXED_OPTIONS
-    options = refuse_unknown_options(options, valid, spec, "the TorchDiffEqPack peers")
-    for name in ("first_step", "step_size"):
-        value = options.get(name)
-        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise UnsupportedError(f"{name} must be a positive finite number, got {value!r}")
-    return options
+    return refuse_bad_options(options, valid, spec, "the TorchDiffEqPack peers")
 
 
 def _steps_per_interval(a: float, b: float, step_size: float | None) -> int:

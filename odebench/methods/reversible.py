@@ -24,31 +24,20 @@ arXiv 2410.11648, 2024.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from odebench import solvers
-from odebench.errors import InvalidInputError, MaxStepsExceeded
+from odebench.errors import InvalidInputError
 from odebench.measure.nfe import notify
-from odebench.methods.base import Capabilities, GradientMethod
 from odebench.methods.claims import discrete_exact
-from odebench.solvers.runge_kutta import (
-    _initial_step,
-    _next_step_size,
-    call_field,
-    check_options,
-    fixed_grid,
-    linear_combination,
-    rms_norm,
-)
+from odebench.methods.inverting import InvertingMethod, inverting_capabilities, vjp
+from odebench.solvers import own_grid
+from odebench.solvers.runge_kutta import call_field, linear_combination
 from odebench.solvers.tableau import ButcherTableau
 
 SOURCE = "McCallum & Foster 2024 (reversible solvers, arXiv 2410.11648)"
-#: A fixed-grid point closer than this many step sizes to an output time is merged into it.
-MERGE = 1e-3
 
 
 def used_stages(weights) -> int:
@@ -108,16 +97,36 @@ def invert_step(func, tab, coupling, t0, t1, y1, z1):
 
 
 @dataclass
-class Grid:
-    """The accepted step times of one reversible solve (``times[0] = t0``), the index in `times`
-    each output time lands on, and ``(y, z)`` there (what the backward pass restarts from)."""
+class Grid(own_grid.Grid):
+    """`own_grid.Grid` with ``(y, z)`` at each output time (what the backward pass restarts from)."""
 
-    times: torch.Tensor
-    outputs: list[int]
     states: list[tuple[torch.Tensor, torch.Tensor]]
 
 
-class Reversible(GradientMethod):
+class _Coupled:
+    """The pair ``(y, z)`` as `own_grid.adaptive` steps it: a trial is the first half of a step,
+    with the error estimate of its base step; the second half is evaluated on acceptance only."""
+
+    def __init__(self, func, tab: ButcherTableau, coupling: float, y0: torch.Tensor) -> None:
+        self.func, self.tab, self.coupling = func, tab, coupling
+        self.y = self.z = y0
+        self.solution, self.states = [y0], [(y0, y0)]
+
+    def trial(self, t0, t1):
+        y1, error = coupled_step(self.func, self.tab, self.coupling, t0, t1, self.y, self.z, error=True)
+        self.next = (t0, t1, y1)
+        return y1, error
+
+    def accept(self) -> None:
+        t0, t1, y1 = self.next
+        self.y, self.z = y1, partner_step(self.func, self.tab, t0, t1, y1, self.z)
+
+    def output(self) -> None:
+        self.solution.append(self.y)
+        self.states.append((self.y, self.z))
+
+
+class Reversible(InvertingMethod):
     """Reversible solver (McCallum & Foster 2024) around any registered Runge-Kutta scheme.
 
     Forward: the coupled steps of the module docstring, without a graph; kept are the accepted
@@ -131,7 +140,7 @@ class Reversible(GradientMethod):
 
     Step grid. Fixed-step solvers: torchdiffeq's fixed grid (``options={"step_size": h}``;
     without it, one step per output interval) with every output time put on it (grid points
-    within `MERGE` step sizes of one are merged into it). Adaptive solvers: odebench's
+    within `own_grid.MERGE` step sizes of one are merged into it). Adaptive solvers: odebench's
     controller (torchdiffeq's: initial step selection, safety 0.9, factor in [0.2, 10],
     exponent 1 / order, RMS norm) on the embedded error estimate of the base step that advances
     ``y`` (``Psi(t_n, h, z_n)``), scaled by ``atol + rtol max(|y_n|, |y_{n+1}|)``; a trial step is
@@ -161,16 +170,8 @@ class Reversible(GradientMethod):
     """
 
     description = "reversible solver around a Runge-Kutta scheme (native)"
-    capabilities = Capabilities(
-        exact_discrete_gradient=True,
-        adaptive=True,
-        fixed_step=True,
-        multiple_output_times=True,
-        time_gradient=False,
-        backend="odebench",
-        paper="McCallum & Foster, Efficient, Accurate and Stable Gradients for Neural ODEs, arXiv 2024",
-        torchdiffeq_grid=False,
-        memory_in_steps="flat",
+    capabilities = inverting_capabilities(
+        "McCallum & Foster, Efficient, Accurate and Stable Gradients for Neural ODEs, arXiv 2024"
     )
     claims = (discrete_exact("reversible", f"{SOURCE}, abstract (exact gradients)"),)
 
@@ -179,20 +180,12 @@ class Reversible(GradientMethod):
             raise InvalidInputError(f"coupling must be a number in (0, 1), got {coupling!r}")
         self.coupling = float(coupling)
 
-    def _odeint(self, func, y0, t, *, solver, rtol, atol, options):
-        spec = solvers.get(solver)
-        options = check_options(spec, options)
-        if len(t) == 1:
-            return y0.unsqueeze(0)
-        params = tuple(p for p in func.parameters() if p.requires_grad)
-        return _ReversibleSolve.apply(self.coupling, func, spec, t, rtol, atol, options, y0, *params)
+    def forward_pass(self, func, y0, t, spec, rtol, atol, options):
+        solution, grid = solve(func, y0, t, spec, self.coupling, rtol, atol, options)
+        return torch.stack(solution), (spec.tableau, grid)
 
-    def discrete_solve(self, func, y0, t, *, solver, rtol, atol, options):
+    def replay(self, func, y0, t, spec, rtol, atol, options):
         """The same steps (computed without a graph first), replayed under plain autograd."""
-        spec = solvers.get(solver)
-        options = check_options(spec, options)
-        if len(t) == 1:
-            return y0.unsqueeze(0)
         with torch.no_grad():
             _, grid = solve(func, y0, t, spec, self.coupling, rtol, atol, options)
         tab, times = spec.tableau, grid.times
@@ -204,112 +197,10 @@ class Reversible(GradientMethod):
             states.append(y)
         return torch.stack([states[i] for i in grid.outputs])
 
-
-@torch.no_grad()
-def solve(func, y0, t, spec: solvers.Solver, coupling: float, rtol, atol, options):
-    """The reversible solve through every output time: ``(solution, grid)``."""
-    if spec.adaptive:
-        return _solve_adaptive(func, y0, t, spec, coupling, rtol, atol, options)
-    times = _fixed_times(t.to(torch.promote_types(torch.float64, y0.dtype)), options.get("step_size"))
-    outputs = torch.searchsorted(times, t.to(times.dtype)).tolist()
-    ends, tab = set(outputs), spec.tableau
-    y, z, solution, states = y0, y0, [y0], [(y0, y0)]
-    for n in range(len(times) - 1):
-        t0, t1 = times[n], times[n + 1]
-        notify(func, "callback_step", t0, y, t1 - t0)
-        y1, _ = coupled_step(func, tab, coupling, t0, t1, y, z)
-        y, z = y1, partner_step(func, tab, t0, t1, y1, z)
-        if n + 1 in ends:
-            solution.append(y)
-            states.append((y, z))
-    return solution, Grid(times, outputs, states)
-
-
-def _fixed_times(t: torch.Tensor, step_size: float | None) -> torch.Tensor:
-    """torchdiffeq's fixed grid with every output time on it (nearby grid points merged)."""
-    if step_size is None:
-        return t
-    grid = fixed_grid(t, step_size)
-    near = (grid[:, None] - t[None, :]).abs().amin(dim=1) <= MERGE * step_size
-    return torch.cat([grid[~near], t]).sort().values
-
-
-def _solve_adaptive(func, y0, t, spec, coupling, rtol, atol, options):
-    t_dtype = torch.promote_types(torch.float64, y0.dtype)
-
-    def as_t(value):
-        return torch.as_tensor(value, dtype=t_dtype, device=y0.device)
-
-    t = t.to(t_dtype)
-    rtol, atol = as_t(rtol), as_t(atol)
-    min_step, max_step = as_t(options.get("min_step", 0.0)), as_t(options.get("max_step", math.inf))
-    safety, ifactor = as_t(options.get("safety", 0.9)), as_t(options.get("ifactor", 10.0))
-    dfactor, exponent = as_t(options.get("dfactor", 0.2)), as_t(spec.order).reciprocal()
-    max_num_steps = int(options.get("max_num_steps", 2**31 - 1))
-    norm = options.get("norm") or rms_norm
-    tab = spec.tableau
-
-    if options.get("first_step") is None:
-        f0 = call_field(func, t[0], y0)
-        dt = _initial_step(func, t[0], y0, f0, spec.order, rtol, atol, t_dtype, norm)
-        del f0
-    else:
-        dt = as_t(options["first_step"])
-    y, z, t_now = y0, y0, t[0]
-    # Step times as Python floats (exact in the time dtype): N small tensors would cost more.
-    times, outputs, solution, states = [t_now.item()], [0], [y0], [(y0, y0)]
-    for j in range(1, len(t)):
-        attempts = 0
-        while t_now < t[j]:
-            if attempts >= max_num_steps:
-                raise MaxStepsExceeded(f"max_num_steps exceeded ({attempts}>={max_num_steps})")
-            attempts += 1
-            if not torch.isfinite(dt):
-                dt = min_step
-            dt = dt.clamp(min_step, max_step)
-            lands = bool(t_now + dt >= t[j])
-            t_next = t[j] if lands else t_now + dt
-            h = t_next - t_now
-            notify(func, "callback_step", t_now, y, h)
-            if not t_next > t_now:
-                raise FloatingPointError(f"underflow in dt {h.item()}")
-            if not torch.isfinite(y).all():
-                raise FloatingPointError("non-finite values in the state")
-            y1, error = coupled_step(func, tab, coupling, t_now, t_next, y, z, error=True)
-            error_ratio = norm(error / (atol + rtol * torch.max(y.abs(), y1.abs()))).abs()
-            accept = bool(error_ratio <= 1) or bool(dt <= min_step)
-            proposed = dt
-            dt = _next_step_size(h, error_ratio, safety, ifactor, dfactor, exponent)
-            if accept:
-                y, z = y1, partner_step(func, tab, t_now, t_next, y1, z)
-                t_now = t_next
-                times.append(t_now.item())
-                if lands:  # a step shortened to land on t[j] does not shrink the next one
-                    dt = torch.max(dt, proposed)
-            else:
-                notify(func, "callback_reject_step", t_now, y, h)
-            dt = dt.clamp(min_step, max_step)
-        outputs.append(len(times) - 1)
-        solution.append(y)
-        states.append((y, z))
-    return solution, Grid(torch.tensor(times, dtype=t_dtype, device=y0.device), outputs, states)
-
-
-class _ReversibleSolve(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, coupling, func, spec, t, rtol, atol, options, y0, *params):
-        solution, grid = solve(func, y0, t, spec, coupling, rtol, atol, options)
-        ctx.coupling, ctx.func, ctx.tab, ctx.grid = coupling, func, spec.tableau, grid
-        ctx.save_for_backward(*params)
-        return torch.stack(solution)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_solution):
-        params = ctx.saved_tensors
-        coupling, func, tab, grid = ctx.coupling, ctx.func, ctx.tab, ctx.grid
+    def backward_pass(self, func, kept, y0, params, grad_solution):
+        (tab, grid), coupling = kept, self.coupling
         times = grid.times
-        at_output = {n: j for j, n in enumerate(grid.outputs)}
+        at_output = grid.output_at()
         grad_params = [torch.zeros_like(p) for p in params]
         a_y = torch.zeros_like(grad_solution[0])
         a_z = torch.zeros_like(a_y)
@@ -321,17 +212,29 @@ class _ReversibleSolve(torch.autograd.Function):
                 a_y = a_y + grad_solution[j]
             with torch.enable_grad():
                 y, z, (y1, q), (z0, p) = invert_step(func, tab, coupling, times[n], times[n + 1], y, z)
-                a = a_y - _vjp(q, y1, params, a_z, grad_params, sign=-1)
-                a_z = a_z + (1 - coupling) * a + _vjp(p, z0, params, a, grad_params)
+                a = a_y - vjp(q, y1, params, a_z, grad_params, sign=-1)
+                a_z = a_z + (1 - coupling) * a + vjp(p, z0, params, a, grad_params)
             a_y = coupling * a
-        return (None,) * 7 + (a_y + a_z + grad_solution[0], *grad_params)
+        return a_y + a_z + grad_solution[0], grad_params
 
 
-def _vjp(out, x, params, cot, grad_params, sign: int = 1) -> torch.Tensor:
-    """``J_x^T cot`` of ``out(x, params)``; adds ``sign * J_params^T cot`` to `grad_params`."""
-    if not out.requires_grad:
-        return torch.zeros_like(x)
-    g, *grads = torch.autograd.grad(out, (x, *params), cot, allow_unused=True, materialize_grads=True)
-    if grads:
-        torch._foreach_add_(grad_params, grads, alpha=sign)
-    return g
+@torch.no_grad()
+def solve(func, y0, t, spec: solvers.Solver, coupling: float, rtol, atol, options):
+    """The reversible solve through every output time: ``(solution, grid)``."""
+    tab = spec.tableau
+    if spec.adaptive:
+        pair = _Coupled(func, tab, coupling, y0)
+        grid = own_grid.adaptive(pair, func, t, spec.order, rtol, atol, options)
+        return pair.solution, Grid(grid.times, grid.outputs, pair.states)
+    grid = own_grid.fixed(t, options.get("step_size"), y0)
+    times, ends = grid.times, set(grid.outputs)
+    y, z, solution, states = y0, y0, [y0], [(y0, y0)]
+    for n in range(len(times) - 1):
+        t0, t1 = times[n], times[n + 1]
+        notify(func, "callback_step", t0, y, t1 - t0)
+        y1, _ = coupled_step(func, tab, coupling, t0, t1, y, z)
+        y, z = y1, partner_step(func, tab, t0, t1, y1, z)
+        if n + 1 in ends:
+            solution.append(y)
+            states.append((y, z))
+    return solution, Grid(times, grid.outputs, states)

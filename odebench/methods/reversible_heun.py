@@ -19,13 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from odebench import solvers
 from odebench.measure.nfe import notify
-from odebench.methods.base import Capabilities, GradientMethod
 from odebench.methods.claims import discrete_exact
-from odebench.solvers.runge_kutta import call_field, check_options, fixed_grid
+from odebench.methods.inverting import InvertingMethod, inverting_capabilities, vjp
+from odebench.solvers.runge_kutta import call_field, fixed_grid
 
 SOURCE = "Kidger, Foster, Li & Lyons 2021 (reversible Heun, NeurIPS)"
 #: The one solver name it answers to: Heun's second-order scheme, made reversible.
@@ -69,7 +68,7 @@ def make_grid(t: torch.Tensor, step_size: float | None) -> Grid:
     return Grid(times, steps)
 
 
-class ReversibleHeun(GradientMethod):
+class ReversibleHeun(InvertingMethod):
     """Reversible Heun (native), differentiated by inverting it step by step in reverse.
 
     Forward: the steps of the module docstring without a graph, on torchdiffeq's fixed grid
@@ -102,16 +101,9 @@ class ReversibleHeun(GradientMethod):
     """
 
     description = "reversible Heun, inverted in reverse (native)"
-    capabilities = Capabilities(
-        exact_discrete_gradient=True,
+    capabilities = inverting_capabilities(
+        "Kidger, Foster, Li & Lyons, Efficient and Accurate Gradients for Neural SDEs, NeurIPS 2021",
         adaptive=False,
-        fixed_step=True,
-        multiple_output_times=True,
-        time_gradient=False,
-        backend="odebench",
-        paper="Kidger, Foster, Li & Lyons, Efficient and Accurate Gradients for Neural SDEs, NeurIPS 2021",
-        torchdiffeq_grid=False,
-        memory_in_steps="flat",
     )
     claims = (discrete_exact("reversible_heun", f"{SOURCE}, abstract (algebraically reversible)"),)
 
@@ -119,51 +111,17 @@ class ReversibleHeun(GradientMethod):
         solvers.get(solver)  # an unknown name is answered with the valid ones
         return solver == SOLVER
 
-    def _odeint(self, func, y0, t, *, solver, rtol, atol, options):
-        options = check_options(solvers.get(solver), options)
-        if len(t) == 1:
-            return y0.unsqueeze(0)
-        params = tuple(p for p in func.parameters() if p.requires_grad)
-        return _ReversibleHeunSolve.apply(func, t, options.get("step_size"), y0, *params)
+    def forward_pass(self, func, y0, t, spec, rtol, atol, options):
+        grid = make_grid(t, options.get("step_size"))
+        solution, end = solve(func, y0, t, grid)
+        return solution, (t, grid, end)
 
-    def discrete_solve(self, func, y0, t, *, solver, rtol, atol, options):
+    def replay(self, func, y0, t, spec, rtol, atol, options):
         """The same steps replayed under plain autograd."""
-        options = check_options(solvers.get(solver), options)
-        if len(t) == 1:
-            return y0.unsqueeze(0)
         return solve(func, y0, t, make_grid(t, options.get("step_size")))[0]
 
-
-def solve(func, y0, t, grid: Grid):
-    """Reversible Heun on `grid` under the caller's grad mode: ``(solution, (y, z, f) at the end)``."""
-    times = grid.times
-    y, z, f = y0, y0, call_field(func, times[0], y0)
-    solution, j = [y0], 0
-    for n in range(len(times) - 1):
-        t0, t1 = times[n], times[n + 1]
-        notify(func, "callback_step", t0, y, t1 - t0)
-        y1, z, f = heun_step(func, t0, t1, y, z, f)
-        while j < len(grid.steps) and grid.steps[j] == n:
-            solution.append(interpolate(t0, y, t1, y1, t[j + 1]))
-            j += 1
-        y = y1
-    return torch.stack(solution), (y, z, f)
-
-
-class _ReversibleHeunSolve(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, func, t, step_size, y0, *params):
-        grid = make_grid(t, step_size)
-        solution, end = solve(func, y0, t, grid)
-        ctx.func, ctx.t, ctx.grid, ctx.end = func, t, grid, end
-        ctx.save_for_backward(*params)
-        return solution
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_solution):
-        params = ctx.saved_tensors
-        func, t, grid, (y, z, f) = ctx.func, ctx.t, ctx.grid, ctx.end
+    def backward_pass(self, func, kept, y0, params, grad_solution):
+        t, grid, (y, z, f) = kept
         times = grid.times
         inside: dict[int, list[int]] = {}
         for j, n in enumerate(grid.steps):
@@ -181,22 +139,28 @@ class _ReversibleHeunSolve(torch.autograd.Function):
                 a_y = a_y + w1 * grad_solution[j]
             with torch.enable_grad():
                 y, z_leaf, f0_graph = invert_heun_step(func, t0, t1, y, z, f)
-            c = a_z + _vjp(f_graph, x, params, a_f + (0.5 * dt) * a_y, grad_params)
+            c = a_z + vjp(f_graph, x, params, a_f + (0.5 * dt) * a_y, grad_params)
             a_f = (0.5 * dt) * a_y + dt * c
             a_y = a_y + 2 * c
             a_z = -c
             for j, w0, _ in weights:
                 a_y = a_y + w0 * grad_solution[j]
             f, f_graph, x, z = f0_graph.detach(), f0_graph, z_leaf, z_leaf.detach()
-        a_x = _vjp(f_graph, x, params, a_f, grad_params)
-        return (None,) * 3 + (a_y + a_z + a_x + grad_solution[0], *grad_params)
+        a_x = vjp(f_graph, x, params, a_f, grad_params)
+        return a_y + a_z + a_x + grad_solution[0], grad_params
 
 
-def _vjp(out, x, params, cot, grad_params) -> torch.Tensor:
-    """``J_x^T cot`` of ``out(x, params)``; adds ``J_params^T cot`` to `grad_params`."""
-    if not out.requires_grad:
-        return torch.zeros_like(x)
-    g, *grads = torch.autograd.grad(out, (x, *params), cot, allow_unused=True, materialize_grads=True)
-    if grads:
-        torch._foreach_add_(grad_params, grads)
-    return g
+def solve(func, y0, t, grid: Grid):
+    """Reversible Heun on `grid` under the caller's grad mode: ``(solution, (y, z, f) at the end)``."""
+    times = grid.times
+    y, z, f = y0, y0, call_field(func, times[0], y0)
+    solution, j = [y0], 0
+    for n in range(len(times) - 1):
+        t0, t1 = times[n], times[n + 1]
+        notify(func, "callback_step", t0, y, t1 - t0)
+        y1, z, f = heun_step(func, t0, t1, y, z, f)
+        while j < len(grid.steps) and grid.steps[j] == n:
+            solution.append(interpolate(t0, y, t1, y1, t[j + 1]))
+            j += 1
+        y = y1
+    return torch.stack(solution), (y, z, f)

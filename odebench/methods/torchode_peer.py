@@ -23,8 +23,6 @@ of Deep Learning and Differential Equations Workshop, NeurIPS 2022.
 from __future__ import annotations
 
 import abc
-import importlib
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +32,8 @@ from torch import nn
 from odebench import solvers
 from odebench.errors import MaxStepsExceeded, UnsupportedError
 from odebench.methods.base import Capabilities, GradientMethod
-from odebench.solvers.runge_kutta import refuse_unknown_options
+from odebench.methods.peer_backend import TrainableParameters, register_peers
+from odebench.solvers.runge_kutta import refuse_bad_options
 
 BACKEND = "torchode"  # the PyPI distribution name, so `backend_version` finds it
 PAPER = (
@@ -48,20 +47,16 @@ FIXED_OPTIONS = frozenset({"step_size"})
 _ENTRY_POINTS = ("AutoDiffAdjoint", "JointBacksolveAdjoint", "IntegralController", "FixedStepController")
 
 
-class _Term(nn.Module):
+class _Term(TrainableParameters):
     """``func(t, y)`` as torchode calls it: ``y`` of shape ``(1, numel)``, ``t`` of shape ``(1,)``;
     `func` sees the state in its own shape and the time as a 0-d tensor of the state's dtype.
-
-    `func` is held without being registered, and only its parameters that require grad are
-    registered here: the backsolve adjoint differentiates every tensor ``parameters()`` yields.
+    The backsolve adjoint differentiates every tensor ``parameters()`` yields, hence only the
+    trainable ones (`TrainableParameters`).
     """
 
     def __init__(self, func: nn.Module, shape: torch.Size) -> None:
-        super().__init__()
-        object.__setattr__(self, "func", func)
+        super().__init__(func)
         self.shape = shape
-        for i, p in enumerate(p for p in func.parameters() if p.requires_grad):
-            self.register_parameter(f"p{i}", p)
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.func(t.reshape(()).to(y.dtype), y.reshape(self.shape)).reshape(y.shape)
@@ -103,6 +98,21 @@ class TorchodeMethod(GradientMethod):
         return solution.ys[0].reshape(len(t), *y0.shape)
 
 
+def _capabilities(*, exact_discrete_gradient: bool, memory_in_steps: str) -> Capabilities:
+    """What both peers declare: every solver in `SOLVER_MAP`, several output times, no time
+    gradient."""
+    return Capabilities(
+        exact_discrete_gradient=exact_discrete_gradient,
+        adaptive=True,
+        fixed_step=True,
+        multiple_output_times=True,
+        time_gradient=False,
+        backend=BACKEND,
+        paper=PAPER,
+        memory_in_steps=memory_in_steps,
+    )
+
+
 class AutoDiffPeer(TorchodeMethod):
     """torchode's ``AutoDiffAdjoint``: autograd through every operation of its solver loop.
 
@@ -111,16 +121,7 @@ class AutoDiffPeer(TorchodeMethod):
     """
 
     description = "backprop through torchode's solver (torchode AutoDiffAdjoint)"
-    capabilities = Capabilities(
-        exact_discrete_gradient=True,
-        adaptive=True,
-        fixed_step=True,
-        multiple_output_times=True,
-        time_gradient=False,
-        backend=BACKEND,
-        paper=PAPER,
-        memory_in_steps="linear",
-    )
+    capabilities = _capabilities(exact_discrete_gradient=True, memory_in_steps="linear")
 
     def _build(self, term, step_method, controller, max_steps):
         import torchode
@@ -147,16 +148,7 @@ class BacksolvePeer(TorchodeMethod):
     """
 
     description = "continuous adjoint, backsolve (torchode JointBacksolveAdjoint, a batch of one)"
-    capabilities = Capabilities(
-        exact_discrete_gradient=False,
-        adaptive=True,
-        fixed_step=True,
-        multiple_output_times=True,
-        time_gradient=False,
-        backend=BACKEND,
-        paper=PAPER,
-        memory_in_steps="flat",
-    )
+    capabilities = _capabilities(exact_discrete_gradient=False, memory_in_steps="flat")
 
     def _build(self, term, step_method, controller, max_steps):
         import torchode
@@ -175,39 +167,14 @@ PEERS: dict[str, type[TorchodeMethod]] = {
 
 
 def register_all(registry) -> None:
-    """Register both peers if torchode imports; otherwise as unavailable, with the reason."""
-    reason = _backend_problem()
-    for name, cls in PEERS.items():
-        if reason is None:
-            registry.register(name, cls())
-        else:
-            registry.register_unavailable(name, reason)
-
-
-def _backend_problem() -> str | None:
-    """Why torchode cannot be used here, or None when it can."""
-    try:
-        module = importlib.import_module(BACKEND)
-        missing = [name for name in _ENTRY_POINTS if not callable(getattr(module, name, None))]
-    except ModuleNotFoundError as exc:
-        if exc.name not in (None, BACKEND):
-            return f"{BACKEND} is installed but its import failed: {type(exc).__name__}: {exc}"
-        return f"{BACKEND} is not installed (pip install 'odebench[peers]')"
-    except Exception as exc:  # a broken install must not break `import odebench`
-        return f"{BACKEND} is installed but its import failed: {type(exc).__name__}: {exc}"
-    if missing:
-        return f"{BACKEND} lacks {', '.join(missing)}; version 1.0.1 is supported"
-    return None
+    """Register the torchode peers (as unavailable, with the reason, where it cannot be used)."""
+    register_peers(registry, BACKEND, _ENTRY_POINTS, "1.0.1", PEERS)
 
 
 def _check_options(spec: solvers.Solver, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Refuse options the torchode wrappers do not implement (valid ones listed)."""
     valid = ADAPTIVE_OPTIONS if spec.adaptive else FIXED_OPTIONS
-    options = refuse_unknown_options(options, valid, spec, "the torchode peers")
-    for name in ("first_step", "step_size"):
-        value = options.get(name)
-        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise UnsupportedError(f"{name} must be a positive finite number, got {value!r}")
+    options = refuse_bad_options(options, valid, spec, "the torchode peers")
     if not spec.adaptive and options.get("step_size") is None:
         raise UnsupportedError(
             f"solver {spec.name!r} with the torchode peers needs options={{'step_size': h}} "

@@ -24,8 +24,6 @@ NeurIPS 2021 (torchsde is the authors' library).
 from __future__ import annotations
 
 import functools
-import importlib
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,10 +33,12 @@ from torch import nn
 from odebench import solvers
 from odebench.errors import UnsupportedError
 from odebench.methods.base import Capabilities, GradientMethod
+from odebench.methods.peer_backend import register_peers
 from odebench.methods.reversible_heun import SOLVER, ReversibleHeun
-from odebench.solvers.runge_kutta import call_field, refuse_unknown_options
+from odebench.solvers.runge_kutta import call_field, refuse_bad_options
 
 BACKEND = "torchsde"
+_ENTRY_POINTS = ("sdeint_adjoint", "BaseBrownian")
 _NATIVE = ReversibleHeun()
 OPTIONS = frozenset({"step_size"})
 
@@ -171,14 +171,11 @@ class ReversibleHeunPeer(GradientMethod):
 
 
 def _step_size(spec: solvers.Solver, options: Mapping[str, Any] | None) -> float:
-    options = refuse_unknown_options(options, OPTIONS, spec, "reversible_heun@torchsde")
-    value = options.get("step_size")
+    value = refuse_bad_options(options, OPTIONS, spec, "reversible_heun@torchsde").get("step_size")
     if value is None:
         raise UnsupportedError(
             "reversible_heun@torchsde needs options={'step_size': h}: torchsde steps a fixed dt"
         )
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise UnsupportedError(f"step_size must be a positive finite number, got {value!r}")
     return float(value)
 
 
@@ -186,26 +183,5 @@ PEERS: dict[str, type[GradientMethod]] = {"reversible_heun@torchsde": Reversible
 
 
 def register_all(registry) -> None:
-    """Register the torchsde peer if torchsde imports; else as unavailable, with the reason."""
-    reason = _backend_problem()
-    for name, cls in PEERS.items():
-        if reason is None:
-            registry.register(name, cls())
-        else:
-            registry.register_unavailable(name, reason)
-
-
-def _backend_problem() -> str | None:
-    """Why torchsde cannot be used here, or None when it can."""
-    try:
-        module = importlib.import_module(BACKEND)
-        missing = [name for name in ("sdeint_adjoint", "BaseBrownian") if not hasattr(module, name)]
-    except ModuleNotFoundError as exc:
-        if exc.name not in (None, BACKEND):
-            return f"{BACKEND} is installed but its import failed: {type(exc).__name__}: {exc}"
-        return f"{BACKEND} is not installed (pip install 'odebench[peers]')"
-    except Exception as exc:  # a broken install must not break `import odebench`
-        return f"{BACKEND} is installed but its import failed: {type(exc).__name__}: {exc}"
-    if missing:
-        return f"{BACKEND} lacks {', '.join(missing)}; version 0.2.6 is supported"
-    return None
+    """Register the torchsde peer (as unavailable, with the reason, where it cannot be used)."""
+    register_peers(registry, BACKEND, _ENTRY_POINTS, "0.2.6", PEERS)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,6 +228,19 @@ def refuse_unknown_options(
     return options
 
 
+def refuse_bad_options(
+    options: Mapping[str, Any] | None, valid: frozenset[str], solver: Solver, by: str
+) -> dict[str, Any]:
+    """`refuse_unknown_options`, and a ``first_step`` or ``step_size`` that is not a positive finite
+    number refused too (for integrators that take either as given)."""
+    options = refuse_unknown_options(options, valid, solver, by)
+    for name in ("first_step", "step_size"):
+        value = options.get(name)
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise UnsupportedError(f"{name} must be a positive finite number, got {value!r}")
+    return options
+
+
 def check_options(solver: Solver, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Refuse options the native integrator does not implement (one line, valid ones listed)."""
     valid = ADAPTIVE_OPTIONS if solver.adaptive else FIXED_OPTIONS
@@ -286,50 +299,87 @@ def _initial_step(func, t0, y0, f0, order, rtol, atol, t_dtype, norm):
     return torch.min(100 * h0, h1.abs()).to(t_dtype)
 
 
-def _next_step_size(dt, error_ratio, safety, ifactor, dfactor, exponent):
-    """torchdiffeq's controller; ``exponent`` is ``1 / order`` in the time dtype."""
-    if error_ratio == 0:
-        return dt * ifactor
-    if error_ratio < 1:
-        dfactor = torch.ones((), dtype=dt.dtype, device=dt.device)
-    factor = torch.min(ifactor, torch.max(safety / error_ratio.type_as(dt) ** exponent, dfactor))
-    return dt * factor
+@dataclass(frozen=True)
+class Controller:
+    """torchdiffeq's step-size control of a scheme of order `order`: the settings an adaptive
+    solve takes in its options, as tensors in the time dtype (``first_step`` None: selected)."""
+
+    order: int
+    rtol: torch.Tensor
+    atol: torch.Tensor
+    first_step: torch.Tensor | None
+    min_step: torch.Tensor
+    max_step: torch.Tensor
+    safety: torch.Tensor
+    ifactor: torch.Tensor
+    dfactor: torch.Tensor
+    exponent: torch.Tensor
+    max_num_steps: int
+    norm: Callable[[torch.Tensor], torch.Tensor]
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], order: int, rtol, atol, t_dtype, device) -> Controller:
+        def as_t(value):
+            return torch.as_tensor(value, dtype=t_dtype, device=device)
+
+        first_step = options.get("first_step")
+        return cls(
+            order=order,
+            rtol=as_t(rtol),
+            atol=as_t(atol),
+            first_step=None if first_step is None else as_t(first_step),
+            min_step=as_t(options.get("min_step", 0.0)),
+            max_step=as_t(options.get("max_step", math.inf)),
+            safety=as_t(options.get("safety", 0.9)),
+            ifactor=as_t(options.get("ifactor", 10.0)),
+            dfactor=as_t(options.get("dfactor", 0.2)),
+            exponent=as_t(order).reciprocal(),
+            max_num_steps=int(options.get("max_num_steps", 2**31 - 1)),
+            norm=options.get("norm") or rms_norm,
+        )
+
+    def initial_step(self, func, t0, y0, f0) -> torch.Tensor:
+        """``first_step``, or else Hairer's selection from ``f0 = f(t0, y0)`` (one evaluation)."""
+        if self.first_step is not None:
+            return self.first_step
+        return _initial_step(func, t0, y0, f0, self.order, self.rtol, self.atol, self.rtol.dtype, self.norm)
+
+    def bounded(self, dt: torch.Tensor) -> torch.Tensor:
+        """`dt` clamped to ``[min_step, max_step]``, a non-finite one replaced by ``min_step``."""
+        if not torch.isfinite(dt):
+            dt = self.min_step
+        return dt.clamp(self.min_step, self.max_step)
+
+    def error_ratio(self, error: torch.Tensor, y0: torch.Tensor, y1: torch.Tensor) -> torch.Tensor:
+        """The error estimate's norm scaled by ``atol + rtol max(|y0|, |y1|)``: at most 1 passes."""
+        return self.norm(error / (self.atol + self.rtol * torch.max(y0.abs(), y1.abs()))).abs()
+
+    def next_step(self, dt: torch.Tensor, error_ratio: torch.Tensor) -> torch.Tensor:
+        """torchdiffeq's next step size after a step of `dt` (accepted or not)."""
+        if error_ratio == 0:
+            return dt * self.ifactor
+        dfactor = torch.ones((), dtype=dt.dtype, device=dt.device) if error_ratio < 1 else self.dfactor
+        proposed = self.safety / error_ratio.type_as(dt) ** self.exponent
+        return dt * torch.min(self.ifactor, torch.max(proposed, dfactor))
 
 
 def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, solution, record):
-    device = y0.device
     t_dtype = torch.promote_types(torch.float64, y0.dtype)
-
-    def as_t(value):
-        return torch.as_tensor(value, dtype=t_dtype, device=device)
-
+    control = Controller.from_options(options, solver.order, rtol, atol, t_dtype, y0.device)
     t = t.to(t_dtype)
-    rtol, atol = as_t(rtol), as_t(atol)
-    min_step = as_t(options.get("min_step", 0.0))
-    max_step = as_t(options.get("max_step", math.inf))
-    safety, ifactor = as_t(options.get("safety", 0.9)), as_t(options.get("ifactor", 10.0))
-    dfactor = as_t(options.get("dfactor", 0.2))
-    exponent = as_t(solver.order).reciprocal()
-    max_num_steps = int(options.get("max_num_steps", 2**31 - 1))
-    norm = options.get("norm") or rms_norm
-    tab = solver.tableau.tensors(y0.dtype, device)
+    tab = solver.tableau.tensors(y0.dtype, y0.device)
 
     f0 = call_field(func, t[0], y0)
-    if options.get("first_step") is None:
-        dt = _initial_step(func, t[0], y0, f0, solver.order, rtol, atol, t_dtype, norm)
-    else:
-        dt = as_t(options["first_step"])
+    dt = control.initial_step(func, t[0], y0, f0)
     y, f, t_start, t_end, K_last, y_start = y0, f0, t[0], t[0], None, y0
     fsal = solver.tableau.fsal
     for j in range(1, len(t)):
         attempts = 0
         while t[j] > t_end:
-            if attempts >= max_num_steps:
-                raise MaxStepsExceeded(f"max_num_steps exceeded ({attempts}>={max_num_steps})")
+            if attempts >= control.max_num_steps:
+                raise MaxStepsExceeded(f"max_num_steps exceeded ({attempts}>={control.max_num_steps})")
             attempts += 1
-            if not torch.isfinite(dt):
-                dt = min_step
-            dt = dt.clamp(min_step, max_step)
+            dt = control.bounded(dt)
             step = Step(t0=t_end, dt=dt, y0=y, f0=None if fsal else f, carried=bool(trajectory.steps))
             notify(func, "callback_step", step.t0, y, dt)
             if not step.t0 + dt > step.t0:
@@ -338,11 +388,11 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
                 raise FloatingPointError("non-finite values in the state")
             K, y1 = take_step(func, tab, solver, step, f)
             error = torch.sum(K * (tab.b_error * dt.to(y.dtype)), dim=-1)
-            error_ratio = norm(error / (atol + rtol * torch.max(y.abs(), y1.abs()))).abs()
+            error_ratio = control.error_ratio(error, y, y1)
             accept = bool(error_ratio <= 1)
-            if dt > max_step:
+            if dt > control.max_step:
                 accept = False
-            if dt <= min_step:
+            if dt <= control.min_step:
                 accept = True
             if accept:
                 record(step)
@@ -350,8 +400,7 @@ def _integrate_adaptive(func, y0, t, solver, rtol, atol, options, trajectory, so
                 y_start, y, f, t_start, t_end, K_last = y, y1, K[..., -1].clone(), step.t0, step.t0 + dt, K
             else:
                 notify(func, "callback_reject_step", step.t0, y, dt)
-            dt = _next_step_size(dt, error_ratio, safety, ifactor, dfactor, exponent)
-            dt = dt.clamp(min_step, max_step)
+            dt = control.next_step(dt, error_ratio).clamp(control.min_step, control.max_step)
         n = len(trajectory.steps) - 1
         weights = dense_output_weights(tab, (t[j] - t_start) / (t_end - t_start))
         trajectory.outputs.append(OutputSlot(index=j, step=n, weights=weights))

@@ -70,3 +70,15 @@ def gradients(func: nn.Module, y0: torch.Tensor) -> torch.Tensor:
 
 def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
+
+
+def assert_converges(solver, coarse: float, fine: float, coarse_x: float, fine_x: float, k: float) -> None:
+    """Errors at a coarse and a fine setting `x` (tolerance, or step size) within ``K * x``
+    (``K * x^order`` for a fixed step) and shrinking: the finer tolerance gains at least a third of
+    the ratio, a 4x smaller step at least ``0.75 * 4^order``."""
+    if solver.adaptive:
+        assert coarse <= k * coarse_x and fine <= k * fine_x, (coarse, fine)
+        assert fine < coarse * 3 * fine_x / coarse_x, (coarse, fine)
+    else:
+        assert coarse <= k * coarse_x**solver.order and fine <= k * fine_x**solver.order, (coarse, fine)
+        assert fine < coarse / (0.75 * 4**solver.order), (coarse, fine)

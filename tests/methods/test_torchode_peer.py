@@ -20,7 +20,7 @@ from odebench.errors import MaxStepsExceeded, UnavailableError, UnsupportedError
 from odebench.measure.nfe import CountedField
 from odebench.methods import torchode_peer
 from odebench.registry import Registry
-from tests.methods.fields import LinearField, MLPField, linear_problem, rel_error
+from tests.methods.fields import LinearField, MLPField, assert_converges, linear_problem, rel_error
 
 AVAILABLE = set(torchode_peer.PEERS) <= set(methods.names())
 pytestmark = pytest.mark.skipif(
@@ -48,16 +48,10 @@ def linear_gradient_error(method, solver, x, dtype=torch.float64):
 @pytest.mark.parametrize("method", sorted(torchode_peer.PEERS))
 @pytest.mark.parametrize("solver", BOUNDS)
 def test_linear_gradient_matches_analytic(method, solver):
-    spec = solvers.get(solver)
     coarse_x, fine_x, k = BOUNDS[solver]
     coarse = linear_gradient_error(method, solver, coarse_x)
     fine = linear_gradient_error(method, solver, fine_x)
-    if spec.adaptive:
-        assert coarse <= k * coarse_x and fine <= k * fine_x, (coarse, fine)
-        assert fine < coarse * 3 * fine_x / coarse_x, (coarse, fine)
-    else:
-        assert coarse <= k * coarse_x**spec.order and fine <= k * fine_x**spec.order, (coarse, fine)
-        assert fine < coarse / (0.75 * 4**spec.order), (coarse, fine)
+    assert_converges(solvers.get(solver), coarse, fine, coarse_x, fine_x, k)
 
 
 @pytest.mark.parametrize("method", sorted(torchode_peer.PEERS))
