@@ -125,9 +125,13 @@ class TrackMethods:
 
 
 #: The contenders of the ratio benchmarks, timed against naive on each task at rtol 1e-6: every
-#: method odebench implements that takes dopri5 (forward mode: only where it has few inputs).
+#: method odebench implements that takes dopri5.
 RATIO_METHODS = [
-    m for m in (*methods.CORE, *methods.NEWER) if m != "naive" and methods.get(m).supports("dopri5")
+    m
+    for m in (*methods.CORE, *methods.NEWER)
+    if m != "naive"
+    and methods.get(m).supports("dopri5")
+    and (FULL or not methods.get(m).capabilities.cost_per_input)  # forward mode: the full grid only
 ]
 #: Native methods, the peer of the same method they are timed against, and the solver both take.
 PEERS = {

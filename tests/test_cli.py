@@ -39,7 +39,7 @@ def run_cli(capsys, *argv):
         (["run", "--method", "adjiont"], "valid: naive, adjoint, seminorm, aca, symplectic"),
         (["run", "--task", "nope"], "unknown task 'nope'; valid: linear"),
         (["run", "--solver", "rk45"], "unknown solver 'rk45'; valid: euler"),
-        (["run", "--suite", "huge"], "unknown suite 'huge'; valid: quick, full, gate"),
+        (["run", "--suite", "huge"], "unknown suite 'huge'; valid: quick, full, scaling, stiff-chaotic"),
         (["run", "--rtol", "1e-20"], "below the machine epsilon"),
         (["run", "--rtol", "0"], "rtol and atol are both 0"),
         (["run", "--rtol", "1e-9", "--dtype", "float32"], "machine epsilon of torch.float32"),
@@ -131,15 +131,15 @@ def test_dry_run_lists_cases_and_what_was_left_out(capsys):
     code, out, _ = run_cli(capsys, "run", "--suite", "quick", "--dry-run")
     assert code == 0
     assert out.strip().endswith(
-        "51 cases\n  left out 3: seminorm does not support solver rk4 "
+        "69 cases\n  left out 3: seminorm does not support solver rk4 "
         "(it supports: adaptive_heun, fehlberg2, fehlberg3, bosh3, dopri5, dopri8)"
     )
     assert "spiral[5]/aca/rk4/h=0.01/float64/cpu" in out and "spiral[2]/seminorm/dopri5/tol=0.0001" in out
     assert "left out spiral[1]/seminorm/rk4/h=0.01/float64/cpu" in out
-    # 42 gradient cases and, per problem, one ratio case timing its methods in one process
-    assert "spiral[5]/adjoint+aca+symplectic vs naive/rk4/h=0.01/float64/cpu" in out
+    # 60 gradient cases and, per problem, one ratio case timing its methods in one process
+    assert "spiral[5]/adjoint+aca+symplectic+reversible+checkpointed vs naive/rk4/h=0.01/float64/cpu" in out
     _, plain, _ = run_cli(capsys, "run", "--suite", "quick", "--dry-run", "--no-ratios")
-    assert " vs naive/" not in plain and "42 cases" in plain
+    assert " vs naive/" not in plain and "60 cases" in plain
 
 
 def test_the_full_suite_has_unique_labels_and_each_size_its_own_step(capsys):

@@ -22,16 +22,26 @@ EXACT = [n for n in OURS if methods.get(n).capabilities.exact_discrete_gradient]
 WITH_DOPRI5 = [n for n in OURS if methods.get(n).supports("dopri5")]
 
 
-#: The solvers every method is checked with in the default run; a method whose backward pass
+#: The solver every method is checked with in the default run; a method whose backward pass
 #: costs a solve per input (forward mode) meets the others in the slow tier (`make test-slow`).
-EVERYDAY_SOLVERS = ("dopri5", "rk4")
+EVERYDAY_SOLVER = "dopri5"
+
+
+def pays_per_input(method: str) -> bool:
+    return methods.get(method).capabilities.cost_per_input
 
 
 def tiered(method: str, solver: str, *rest):
-    """The parameter set, marked slow where the method pays per input and the solver is not an
+    """The parameter set, marked slow where the method pays per input and the solver is not the
     everyday one."""
-    slow = methods.get(method).capabilities.cost_per_input and solver not in EVERYDAY_SOLVERS
+    slow = pays_per_input(method) and solver != EVERYDAY_SOLVER
     return pytest.param(method, solver, *rest, marks=[pytest.mark.slow] if slow else [])
+
+
+def tiered_methods(names):
+    """Each method, marked slow where it pays per input (its checks beyond the analytic and
+    discrete-exact ones run in the slow tier)."""
+    return [pytest.param(m, marks=[pytest.mark.slow] if pays_per_input(m) else []) for m in names]
 
 
 def method_solver_pairs():
@@ -67,7 +77,7 @@ def test_linear_gradient_converges_to_analytic(method, solver, device):
         assert fine < coarse / 2**spec.order, (coarse, fine)
 
 
-@pytest.mark.parametrize("method", WITH_DOPRI5)
+@pytest.mark.parametrize("method", tiered_methods(WITH_DOPRI5))
 def test_dopri5_tight_tolerance_is_accurate(method, device):
     assert linear_gradient_error(method, "dopri5", device, tol=1e-10) < 1e-6
 
@@ -259,7 +269,7 @@ def test_seminorm_needs_fewer_backward_evaluations():
     assert reduction > 0.3
 
 
-@pytest.mark.parametrize("method", WITH_DOPRI5)
+@pytest.mark.parametrize("method", tiered_methods(WITH_DOPRI5))
 def test_gradcheck(method, device):
     A, y0, _, _, _ = linear_problem(dim=3, device=device)
     t = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64, device=device)
@@ -274,7 +284,7 @@ def test_gradcheck(method, device):
     assert torch.autograd.gradcheck(solve, (y,), eps=1e-6, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("method", WITH_DOPRI5)
+@pytest.mark.parametrize("method", tiered_methods(WITH_DOPRI5))
 def test_unused_parameters_get_zero_gradient(method):
     func = MLPField()
     y = torch.tensor([[0.5, -0.2]], dtype=torch.float64, requires_grad=True)
@@ -285,13 +295,13 @@ def test_unused_parameters_get_zero_gradient(method):
         assert torch.count_nonzero(p.grad) == p.numel()
 
 
-@pytest.mark.parametrize("method", WITH_DOPRI5)
+@pytest.mark.parametrize("method", tiered_methods(WITH_DOPRI5))
 def test_float32(method, device):
     err = linear_gradient_error(method, "dopri5", device, tol=1e-5, dtype=torch.float32)
     assert err < 1e-3
 
 
-@pytest.mark.parametrize("name", WITH_DOPRI5)
+@pytest.mark.parametrize("name", tiered_methods(WITH_DOPRI5))
 def test_a_kept_trajectory_is_the_native_integrators_grid(name):
     """The discrete-exact check reuses the grid a stepwise solve kept instead of solving again;
     that grid must be the one the native integrator takes (with its states, where it keeps them).
