@@ -37,7 +37,7 @@ def test_the_baseline_is_the_gate_suite_all_ok(committed):
     recorded = set(committed["case_id"]) | set(ratios["case_id"])
     assert recorded == {case.case_id for case in suites.plan("gate").cases}
     assert (committed["status"] == "ok").all() and (ratios["status"] == "ok").all()
-    assert len(committed) == 23 and len(ratios) == 4 + 4 + 1  # ratio rows: one per method
+    assert len(committed) == 59 and len(ratios) == 4 + 4 + 1  # ratio rows: one per method
 
 
 def test_the_gate_passes_on_the_committed_baseline(committed, current):
