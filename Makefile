@@ -29,7 +29,8 @@ run: setup
 test: setup
 	$(PY) -m pytest
 
-# The slow tier: forward mode on every solver (CI runs it before `make test`).
+# The slow tier: forward mode beyond dopri5, the newer methods on low-order adaptive solvers
+# (CI runs it before `make test`).
 test-slow: setup
 	$(PY) -m pytest -m slow
 
