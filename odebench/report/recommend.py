@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from odebench.methods import order_key
 from odebench.report.speed import FASTER, SLOWER, TIED, GroupSpeed, fastest_text
 from odebench.report.style import method_order
 from odebench.report.text import fmt
@@ -144,7 +145,8 @@ def recommend(
             limits += "; no same-run time ratios to rank the methods that meet them"
         return Recommendation(None, limits, _ordered(reasons))
     pick = min(
-        fastest, key=lambda m: (values.loc[m, "peak_memory_mib"], values.loc[m, "grad_rel_error"], _order(m))
+        fastest,
+        key=lambda m: (values.loc[m, "peak_memory_mib"], values.loc[m, "grad_rel_error"], order_key(m)),
     )
     for method in meeting:
         if method == pick:
@@ -167,13 +169,7 @@ def recommend(
 
 
 def _ordered(reasons: dict[str, str]) -> dict[str, str]:
-    return dict(sorted(reasons.items(), key=lambda kv: _order(kv[0])))
-
-
-def _order(method: str) -> tuple:
-    from odebench.methods import order_key
-
-    return order_key(method)
+    return dict(sorted(reasons.items(), key=lambda kv: order_key(kv[0])))
 
 
 def near_best_pick(group: pd.DataFrame, metric: str, speed: GroupSpeed | None = None) -> Recommendation:
@@ -243,7 +239,7 @@ def wins_summary(table: pd.DataFrame) -> str:
             for method in cell.split(" (")[0].split(", "):
                 if method not in ("–", "none", ""):
                     counts[method] = counts.get(method, 0) + 1
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], _order(kv[0])))
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], order_key(kv[0])))
         parts.append(f"{head}: " + ", ".join(f"{m} {n}" for m, n in ranked))
     return (
         f"Over {len(table)} groups (n = {len(table)}; ties count for each method): " + "; ".join(parts) + "."
