@@ -73,6 +73,10 @@ class Part:
             0.05) are below the measurement's resolution and count as no effect.
         where: field values every run of the part must have (``{"step_size": None}``: adaptive
             solves only; `AtLeast` for a lower bound).
+        no_worse: the paper claims only that the treatment is not worse ("at equal or better
+            accuracy", "does not go to 0"): the part holds when the interval lies on the
+            published side of the far edge of the negligible band, which is then the margin
+            of non-inferiority, and is not reproduced when it lies wholly beyond that edge.
     """
 
     name: str
@@ -84,8 +88,11 @@ class Part:
     bound: float | None = None
     negligible: float = 0.0
     where: Mapping[str, Any] = field(default_factory=dict)
+    no_worse: bool = False
 
     def __post_init__(self) -> None:
+        if self.no_worse and self.negligible <= 0:
+            raise ValueError(f"part {self.name!r}: a no-worse part needs its margin as negligible > 0")
         if (self.control is None) == (self.bound is None):
             raise ValueError(f"part {self.name!r}: give a control or a bound, not both or neither")
         if self.direction not in (LOWER, HIGHER):

@@ -13,12 +13,13 @@ first-order optimisers, as often as a line search needs for L-BFGS. Recorded per
 loss at the starting parameters, the training wall time so far (the whole step, device
 synchronised), evaluations, VJPs and solver steps per phase, the number of solves, and what the
 study observes of its solver (`odebench.studies.base.Setup.observe`). Every ``eval_every``
-iterations, and at the last, two checks that do not count as training time:
+iterations, and at the last, checks that do not count as training time (and what the study
+inspects then, `odebench.studies.base.Setup.inspect`):
 
 * the gradient's relative error at the iteration's starting parameters on the same batch, the
   loss's first gradient against a float64 reference (the study's loss through torchdiffeq's
   dopri8 at the study's reference tolerance, with a step ending on every output time,
-  differentiated by autograd);
+  differentiated by autograd; a study without a reference tolerance has no gradient check);
 * the held-out metric of the model after the iteration's step.
 
 A run that stops early (NaN loss, step underflow, step budget, timeout, crash) keeps its status,
@@ -124,7 +125,10 @@ class TrainingCase(CaseBase):
         """Why the run cannot run (a method without its solver). A tolerance its dtype cannot
         meet is kept: it is the study's published setup (the ACA paper trains in float32 at
         1e-7), and what the solver then does is a finding; the solve warns
-        (`odebench.errors.ToleranceWarning`) and the warning is in the record."""
+        (`odebench.errors.ToleranceWarning`) and the warning is in the record. A ResNet study
+        (one layer per step) needs a fixed step."""
+        if studies.get(self.study).layer_per_step and self.step_size is None:
+            return f"study {self.study} is a ResNet with one layer per step: it needs a fixed-step solver"
         return self.unsupported()
 
 
@@ -298,7 +302,7 @@ def _iterate(
     check_device(case.device)
     method = methods.get(case.method)
     dtype = torch_dtype(case.dtype)
-    setup = study.build(case.seed)
+    setup = study.build(case.seed, step_size=case.step_size)
     model = setup.model.to(dtype=dtype, device=case.device)
     counted = CountedField(model.field)
     model.field = counted
@@ -328,7 +332,12 @@ def _iterate(
         solves[0] = 0
         check = i % case.eval_every == 0 or i == case.iterations - 1
         # At the iteration's starting parameters, before the step moves them (not training time).
-        reference = _reference_gradient(study, model, data, key=(case.seed, i)) if check else None
+        checks_gradient = check and study.reference_tolerance is not None
+        reference = _reference_gradient(study, model, data, key=(case.seed, i)) if checks_gradient else None
+        inspected = {}
+        if check and setup.inspect is not None:
+            with _uncounted(model), torch.no_grad():
+                inspected = setup.inspect()
         sync()
         start = time.perf_counter()
         loss, grads = _step(optimizer, study, model, solve, batch, counted, params, i)
@@ -341,10 +350,14 @@ def _iterate(
         point.update({k: v - before[k] for k, v in counts_of(counted).items()})
         if setup.observe is not None:
             point.update(setup.observe())
+        point.update(inspected)
         if check:
-            point["grad_rel_error"] = _relative_error(grads, params, reference)
+            if reference is not None:
+                point["grad_rel_error"] = _relative_error(grads, params, reference)
             with _uncounted(model), torch.no_grad():
+                model.eval()  # layers with running statistics (batch norm) use them here
                 point["heldout"] = float(study.evaluate(model, solve, heldout))
+                model.train()
         points.append(point)
         if progress is not None:
             progress(point)

@@ -69,3 +69,47 @@ class ConvField(nn.Module):
         if self.norm is not None:
             h = self.norm(h)
         return self.conv2(torch.tanh(h))
+
+
+class ConvStackField(nn.Module):
+    """``f(t, y) = L_k(t, ... L_1(t, y))`` with ``L_i(t, h) = tanh(norm_i(t, conv_i(h)))``: `layers`
+    stacked 3x3 convolutions ``C -> C``, each normalised by `norm` (a name in
+    `odebench.models.temporal_batch_norm.NORMS`: none, plain batch norm, or TA-BN, whose grid
+    covers ``[0, horizon]``). The field of the depth study of Zheng et al. 2024 (TA-BN), which
+    stacks convolutions with batch norm inside one ODE block. Initial weights fan-in uniform
+    from `generator`, as `ConvField`.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        layers: int,
+        *,
+        norm: str = "none",
+        horizon: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        from odebench.models.temporal_batch_norm import time_norm
+
+        if layers < 1:
+            raise ValueError(f"layers must be >= 1, got {layers}")
+        self.channels, self.norm_kind = channels, norm
+        self.convs = nn.ModuleList(
+            nn.utils.skip_init(nn.Conv2d, channels, channels, 3, padding=1, dtype=torch.float64)
+            for _ in range(layers)
+        )
+        self.norms = nn.ModuleList(time_norm(norm, channels, horizon=horizon) for _ in range(layers))
+        if generator is None:
+            generator = torch.Generator(device="cpu").manual_seed(0)
+        with torch.no_grad():
+            bound = 1.0 / math.sqrt(channels * 9)
+            for conv in self.convs:
+                for p in (conv.weight, conv.bias):
+                    p.copy_((2 * torch.rand(p.shape, generator=generator, dtype=torch.float64) - 1) * bound)
+
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = y
+        for conv, norm in zip(self.convs, self.norms):
+            h = torch.tanh(norm(t, conv(h)))
+        return h

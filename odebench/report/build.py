@@ -15,6 +15,7 @@ from odebench.errors import InvalidInputError
 from odebench.report import plots
 from odebench.report.claims import CONFIDENCE, MIN_PAIRS, findings_table, gradient_findings, training_findings
 from odebench.report.data import ok_rows, prepare
+from odebench.report.depth import depth_table
 from odebench.report.document import Block, Document, Section, Table
 from odebench.report.html import to_html
 from odebench.report.markdown import to_markdown
@@ -172,6 +173,7 @@ def _training_sections(runs: pd.DataFrame, curves, styles, figures_dir: Path) ->
     )
     curves = curves if curves is not None else pd.DataFrame(columns=["case_id", "study", "method"])
     findings = findings_table(training_findings(runs, curves))
+    depth = depth_table(runs, curves)
     return [
         Section("Training", (summary,)),
         Section(
@@ -181,6 +183,16 @@ def _training_sections(runs: pd.DataFrame, curves, styles, figures_dir: Path) ->
         Section(
             "Training: final metrics",
             (Table("Per group and method", final_metrics_table(runs), _FINAL_NOTE),),
+        ),
+        *(
+            [
+                Section(
+                    "Training: ResNets against depth",
+                    (Table("Per study, method and depth N", depth, _DEPTH_NOTE),),
+                )
+            ]
+            if depth is not None
+            else []
         ),
         Section(
             "Training curves",
@@ -327,6 +339,13 @@ _FINAL_NOTE = (
     "target; gradient error: median over the checked iterations against a float64 reference."
 )
 _NO_CURVES = "No training run reported a curve point."
+_DEPTH_NOTE = (
+    "ResNet studies (one layer per fixed step: depth N = 1/step): the median over seeds of each value "
+    "checked at the first iteration (start) and the last (end); under each study, the least-squares "
+    "slope of log10(median) against log10(N) with its number of depths (-1: rate 1/N; 0: no fall). "
+    "grad_rel_error is backprop's gradient against the ODE reference over every layer; a study's own "
+    "columns are described in its docstring (odebench list)."
+)
 _FAILED_NOTE = (
     "Cases that did not complete, with their status and error message; they are missing from the figures."
 )

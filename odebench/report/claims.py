@@ -16,6 +16,10 @@ at 93.8 %). The part's verdict:
 * ``not reproduced``: the interval lies beyond "no effect" on the other side;
 * ``no detectable difference``: the interval covers "no effect".
 
+A ``no_worse`` part (the paper claims only "equal or better") holds when the interval lies on
+the published side of the negligible band's far edge (the margin), is not reproduced when it
+lies wholly beyond that edge, and is ``inconclusive`` when it straddles it.
+
 A claim holds when all its parts do and holds in part (naming the parts) when some do; else it
 is not reproduced (any part the other way) or shows no detectable difference, qualified by the
 claim's scope ("at this scale") wherever the setup deviates from the published one: a result at
@@ -39,6 +43,7 @@ from odebench.claims import DIFFERENCE, HIGHER, RATIO, AtLeast, Claim, Metric, P
 HOLDS, PART, DIRECTION = "holds", "holds in part", "direction only"
 NOT_REPRODUCED, NO_DIFFERENCE = "not reproduced", "no detectable difference"
 INSUFFICIENT, UNTESTABLE = "insufficient evidence", "cannot test"
+INCONCLUSIVE = "inconclusive"
 #: Fewest pairs a part's verdict is drawn from.
 MIN_PAIRS = 5
 #: Least coverage of a part's interval.
@@ -200,6 +205,11 @@ def _part_verdict(part: Part, i: Interval) -> str:
         below, above = none / (1 + part.negligible), none * (1 + part.negligible)
     else:
         below, above = none - part.negligible, none + part.negligible
+    if part.no_worse:
+        within, beyond = (
+            (i.low > below, i.high < below) if part.direction == HIGHER else (i.high < above, i.low > above)
+        )
+        return HOLDS if within else NOT_REPRODUCED if beyond else INCONCLUSIVE
     higher, lower = i.low > above, i.high < below
     favourable, opposite = (higher, lower) if part.direction == HIGHER else (lower, higher)
     if opposite:
@@ -230,6 +240,8 @@ def combine(claim: Claim, results: Sequence[PartResult]) -> str:
         return f"{PART}: {named}"
     if NOT_REPRODUCED in decided:
         return f"{NOT_REPRODUCED}{scope}"
+    if NO_DIFFERENCE not in decided:
+        return INCONCLUSIVE
     return f"{NO_DIFFERENCE}{scope}"
 
 
@@ -374,6 +386,7 @@ __all__ = [
     "CONFIDENCE",
     "DIRECTION",
     "HOLDS",
+    "INCONCLUSIVE",
     "INSUFFICIENT",
     "MIN_PAIRS",
     "NOT_REPRODUCED",

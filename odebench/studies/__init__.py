@@ -13,6 +13,9 @@ from odebench.studies.cnf_seminorm import CNFSeminorm, CNFSeminormFFJORD
 from odebench.studies.damped_oscillators import OscillatorsANODE, OscillatorsNODE, OscillatorsSONODE
 from odebench.studies.digits_classification import DigitsClassification
 from odebench.studies.lorenz63_one_step import Lorenz63OneStep
+from odebench.studies.nesterov import DigitsNesterov, DigitsNODE, OscillatorsNesterov
+from odebench.studies.normalisation_depth import STUDIES as NORMALISATION_STUDIES
+from odebench.studies.resnet_depth import ResNetRough, ResNetSmooth
 from odebench.studies.three_body_masses import ThreeBodyMasses
 
 registry: Registry[Study] = Registry("study")
@@ -25,6 +28,12 @@ for _study in (
     DigitsClassification(),
     CNFSeminorm(),
     CNFSeminormFFJORD(),
+    OscillatorsNesterov(),
+    DigitsNODE(),
+    DigitsNesterov(),
+    ResNetSmooth(),
+    ResNetRough(),
+    *NORMALISATION_STUDIES,
 ):
     registry.register(_study.name, _study)
 

@@ -16,6 +16,7 @@ the rounding of the same data.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from odebench.claims import Claim
+from odebench.errors import InvalidInputError
 
 #: ``solve(field, y0, t) -> solution`` with shape ``(len(t), *y0.shape)``: the run's method and
 #: solver, handed to the study's loss and evaluation.
@@ -60,6 +62,9 @@ class Setup:
             step, an error norm).
         observe: called after each iteration's step, returns extra curve values of the study
             (e.g. the share of predictions its solver accepted in one step), or None.
+        inspect: called at each check (every ``eval_every`` iterations and at the last), at the
+            iteration's starting parameters as the gradient check is, outside training time:
+            extra curve values that cost a solve of their own (a distance to a limit), or None.
     """
 
     model: nn.Module
@@ -69,6 +74,7 @@ class Setup:
     scheduler: Callable[[torch.optim.Optimizer], Any] | None = None
     solver_options: dict[str, Any] = field(default_factory=dict)
     observe: Callable[[], dict[str, float]] | None = None
+    inspect: Callable[[], dict[str, float]] | None = None
 
 
 class Study(abc.ABC):
@@ -106,11 +112,16 @@ class Study(abc.ABC):
     target_loss: ClassVar[float]
     #: Iterations the final loss and the target test average over (minibatch noise).
     smooth: ClassVar[int] = 1
-    #: rtol = atol of the float64 dopri8 reference gradient checked during training.
-    reference_tolerance: ClassVar[float] = 1e-10
+    #: rtol = atol of the float64 dopri8 reference gradient checked during training; None: no
+    #: gradient check (a study whose claim is not about the gradient and whose field makes the
+    #: reference cost minutes).
+    reference_tolerance: ClassVar[float | None] = 1e-10
     #: Options the published setup gives an adaptive solver (e.g. its first step), passed to every
     #: method's solve in torchdiffeq's names.
     solver_options: ClassVar[dict] = {}
+    #: The model is a ResNet: one residual layer per fixed step on ``[0, 1]``, so a run's step
+    #: ``1/N`` makes a depth-N network (`model` takes ``depth=N``).
+    layer_per_step: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -157,12 +168,17 @@ class Study(abc.ABC):
             solver_options=dict(self.solver_options),
         )
 
-    def build(self, seed: int, *, model_seed: int | None = None) -> Setup:
+    def build(self, seed: int, *, model_seed: int | None = None, step_size: float | None = None) -> Setup:
         """Model, data and optimiser of one run: the data from `seed` alone, the model from its
-        own stream (`model_seed`, default derived from `seed`)."""
+        own stream (`model_seed`, default derived from `seed`); a `layer_per_step` study's model
+        gets one layer per step of `step_size`."""
         data = self.data(torch.Generator(device="cpu").manual_seed(seed))
         model_seed = seed + MODEL_STREAM if model_seed is None else model_seed
-        model = self.model(torch.Generator(device="cpu").manual_seed(model_seed))
+        generator = torch.Generator(device="cpu").manual_seed(model_seed)
+        if self.layer_per_step:
+            model = self.model(generator, depth=layers_of(step_size))
+        else:
+            model = self.model(generator)
         return self.setup(model, data)
 
     @abc.abstractmethod
@@ -179,6 +195,16 @@ class Study(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def layers_of(step_size: float | None) -> int:
+    """The depth N of a ResNet that takes fixed steps of `step_size` = 1/N on ``[0, 1]``."""
+    depth = round(1 / step_size) if step_size else 0
+    if depth < 1 or not math.isclose(depth * step_size, 1.0, rel_tol=1e-9):
+        raise InvalidInputError(
+            f"a ResNet study's step must be 1/N for a whole depth N >= 1, got {step_size!r}"
+        )
+    return depth
 
 
 def data_seed(generator: torch.Generator) -> int:

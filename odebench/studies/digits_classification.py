@@ -9,6 +9,7 @@ from torch import nn
 
 from odebench.claims import Claim, Metric, Part
 from odebench.models.conv import ConvField
+from odebench.models.nesterov import NesterovCoordinates
 from odebench.studies.base import Data, Study, data_seed, iteration_generator
 from odebench.tasks.base import uniform
 from odebench.tasks.digits_odenet import HORIZON, digits
@@ -19,12 +20,25 @@ CHANNELS, BATCH, TEST = 8, 64, 500
 
 class ODENet(nn.Module):
     """Conv encoder (3x3, stride 2, 1 -> C, tanh), ODE block ``dy/dt = field(y)`` on ``[0, 1]`` on the
-    4x4 maps, pooled linear head."""
+    4x4 maps, pooled linear head.
 
-    def __init__(self, generator: torch.Generator) -> None:
+    `field` is the block's vector field (default `ConvField` with GroupNorm); with `coordinates`
+    (`odebench.models.nesterov.NesterovCoordinates`) the block's state is the field's own, made
+    from the encoded maps and read back to maps before the head (a Nesterov block).
+    """
+
+    def __init__(
+        self,
+        generator: torch.Generator,
+        field: nn.Module | None = None,
+        coordinates: NesterovCoordinates | None = None,
+    ) -> None:
         super().__init__()
         self.encoder = nn.utils.skip_init(nn.Conv2d, 1, CHANNELS, 3, stride=2, padding=1, dtype=torch.float64)
-        self.field = ConvField(CHANNELS, norm_groups=min(4, CHANNELS), generator=generator)
+        if field is None:
+            field = ConvField(CHANNELS, norm_groups=min(4, CHANNELS), generator=generator)
+        self.field = field
+        self.coordinates = coordinates
         self.head = nn.utils.skip_init(nn.Linear, CHANNELS, 10, dtype=torch.float64)
         with torch.no_grad():
             for layer, fan_in in ((self.encoder, 9), (self.head, CHANNELS)):
@@ -36,7 +50,51 @@ class ODENet(nn.Module):
         """Class scores of `images` ``(n, 1, 8, 8)``, the ODE block solved by `solve`."""
         y0 = torch.tanh(self.encoder(images))
         t = torch.tensor([0.0, HORIZON], dtype=y0.dtype, device=y0.device)
-        return self.head(solve(self.field, y0, t)[-1].mean(dim=(-2, -1)))
+        if self.coordinates is None:
+            features = solve(self.field, y0, t)[-1]
+        else:
+            states = solve(self.field, self.coordinates.initial_state(t[0], y0), t)
+            features = self.coordinates.readout(t, states)[-1]
+        return self.head(features.mean(dim=(-2, -1)))
+
+
+class DigitsODENet(Study):
+    """Classify scikit-learn's 8x8 digits with an ODE-Net (`ODENet`): the data, loss and test error
+    every digits study shares; a study sets its published solver, optimiser and block (`block`).
+    500 images are held out (50 of each class), the other 1297 trained on in minibatches of
+    `batch_size` drawn per iteration."""
+
+    heldout_name = "test error rate"
+    batch_size: int = BATCH
+
+    def block(self, generator: torch.Generator) -> tuple[nn.Module | None, NesterovCoordinates | None]:
+        """The ODE block's field and coordinates (default: `ODENet`'s ConvField, no coordinates)."""
+        return None, None
+
+    def data(self, generator):
+        images, labels = digits()
+        order = torch.randperm(len(images), generator=generator)
+        test = torch.cat([order[labels[order] == digit][: TEST // 10] for digit in range(10)])
+        train = order[~torch.isin(order, test)]
+        seed = data_seed(generator)
+        size = self.batch_size
+
+        def batch(iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+            pick = train[torch.randperm(len(train), generator=iteration_generator(seed, iteration))[:size]]
+            return images[pick], labels[pick]
+
+        return Data(batch=batch, heldout=(images[test], labels[test]))
+
+    def model(self, generator):
+        return ODENet(generator, *self.block(generator))
+
+    def loss(self, model, solve, batch):
+        images, labels = batch
+        return nn.functional.cross_entropy(model.logits(solve, images), labels)
+
+    def evaluate(self, model, solve, heldout):
+        images, labels = heldout
+        return (model.logits(solve, images).argmax(-1) != labels).double().mean().item()
 
 
 def _versus(other: str, metric: Metric, published: float) -> Part:
@@ -56,7 +114,7 @@ _TIME = Metric("train_time_s", "training time")
 PUBLISHED_RATIOS = {"adjoint": (0.5, 10 / 18), "naive": (0.5, 10 / 34)}
 
 
-class DigitsClassification(Study):
+class DigitsClassification(DigitsODENet):
     """Train an ODE-Net classifier on scikit-learn's bundled 8x8 digits; test error held out.
 
     Published setup (Zhuang et al. 2020, image classification; the authors' code,
@@ -99,7 +157,6 @@ class DigitsClassification(Study):
     step_size = 0.25
     iterations = 300
     eval_every = 50
-    heldout_name = "test error rate"
     target_loss = 0.3
     smooth = 10
     claims = (
@@ -118,33 +175,9 @@ class DigitsClassification(Study):
         ),
     )
 
-    def data(self, generator):
-        images, labels = digits()
-        order = torch.randperm(len(images), generator=generator)
-        test = torch.cat([order[labels[order] == digit][: TEST // 10] for digit in range(10)])
-        train = order[~torch.isin(order, test)]
-        seed = data_seed(generator)
-
-        def batch(iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
-            pick = train[torch.randperm(len(train), generator=iteration_generator(seed, iteration))[:BATCH]]
-            return images[pick], labels[pick]
-
-        return Data(batch=batch, heldout=(images[test], labels[test]))
-
-    def model(self, generator):
-        return ODENet(generator)
-
     def optimizer(self, params):
         return torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=5e-4)
 
     def scheduler(self, optimizer):
         third = self.iterations // 3
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=(third, 2 * third), gamma=0.1)
-
-    def loss(self, model, solve, batch):
-        images, labels = batch
-        return nn.functional.cross_entropy(model.logits(solve, images), labels)
-
-    def evaluate(self, model, solve, heldout):
-        images, labels = heldout
-        return (model.logits(solve, images).argmax(-1) != labels).double().mean().item()

@@ -15,6 +15,7 @@ from odebench.jobs.gradient import IDENTITY_FIELDS, Case, Record
 from odebench.report.claims import (
     DIRECTION,
     HOLDS,
+    INCONCLUSIVE,
     INSUFFICIENT,
     NO_DIFFERENCE,
     NOT_REPRODUCED,
@@ -100,6 +101,25 @@ def test_an_effect_short_of_half_the_published_size_holds_in_direction_only():
     result = evaluate(claim(versus(published=0.5), versus(TIME, published=0.5)), frame, TRAINING_KEYS)
     assert [p.verdict for p in result.parts] == [DIRECTION, HOLDS]
     assert result.verdict == f"{PART}: error vs b (direction only), error vs b"
+
+
+def test_a_no_worse_part_holds_within_its_margin_and_is_inconclusive_across_it():
+    """ "At equal or better accuracy": a non-inferiority test with the negligible band as margin."""
+    part = versus(no_worse=True, negligible=0.1)
+    same = [0.08, 0.11, 0.09, 0.10, 0.07]
+    assert evaluate(claim(part), runs({"a": same, "b": same}), TRAINING_KEYS).verdict == HOLDS
+    wide = runs({"a": [1.0, 1.0, 1.3, 0.8, 1.0], "b": [1.0] * 5})
+    assert evaluate(claim(part), wide, TRAINING_KEYS).verdict == INCONCLUSIVE
+    worse = runs({"a": [1.3] * 5, "b": [1.0] * 5})
+    assert evaluate(claim(part), worse, TRAINING_KEYS).verdict == NOT_REPRODUCED
+    # "Does not fall": higher is the published side; a drop beyond the margin refutes it.
+    kept = versus(no_worse=True, negligible=0.5, direction=HIGHER)
+    assert evaluate(claim(kept), runs({"a": [0.9] * 5, "b": [1.0] * 5}), TRAINING_KEYS).verdict == HOLDS
+    assert (
+        evaluate(claim(kept), runs({"a": [0.1] * 5, "b": [1.0] * 5}), TRAINING_KEYS).verdict == NOT_REPRODUCED
+    )
+    with pytest.raises(ValueError, match="margin"):
+        versus(no_worse=True)
 
 
 def test_fewer_than_five_pairs_is_insufficient_evidence_and_a_missing_method_cannot_be_tested():

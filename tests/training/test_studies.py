@@ -31,7 +31,29 @@ GRADIENT_BOUND = {
     "digits_classification": 0.15,  # 4.8e-2 (1e-2)
     "cnf_seminorm": 1e-3,  # 2.4e-4 (1e-5)
     "cnf_seminorm_ffjord": 2e-4,  # 4.5e-5 (1e-5)
+    "oscillators_nesterov": 3e-3,  # 6.1e-4 (float32, 1e-3)
+    "digits_nesterov": 1e-3,  # 1.7e-4 (1e-5, adjoint)
+    "digits_node": 1e-3,  # 3.0e-4
+    # A ResNet's gradient is not its ODE's: the distance itself, at the default depth 16.
+    "resnet_smooth": 0.25,  # 0.18
+    "resnet_rough": 0.6,  # 0.52
 }
+
+
+def _family(study: str) -> int:
+    """How many registered studies share `study`'s class (variants of one setup)."""
+    return sum(type(studies.get(name)) is type(studies.get(study)) for name in studies.names())
+
+
+#: Every study with naive; the other core methods in the slow tier for variants of one setup
+#: (the normalisation-by-depth grid: one class, nine studies), where one member stands for all.
+TRAINED = [
+    pytest.param(study, method, marks=pytest.mark.slow)
+    if method != "naive" and _family(study) > 1 and study != max(n for n in studies.names() if _family(n) > 1)
+    else (study, method)
+    for study in studies.names()
+    for method in CORE
+]
 
 
 def train(study: str, method: str, iterations: int = 1, **settings):
@@ -41,30 +63,43 @@ def train(study: str, method: str, iterations: int = 1, **settings):
     )
 
 
+def infeasible(study: str, method: str) -> str | None:
+    """Why `method` cannot train `study` at its published setup (seminorm on a ResNet's Euler steps)."""
+    from odebench.jobs.training import resolve
+
+    return resolve(TrainingCase(study=study, method=method, iterations=1)).infeasible()
+
+
 @functools.cache
 def first_iteration(study: str, method: str):
     """One iteration of `study` with `method` at the published setup (shared by the tests)."""
     return train(study, method)
 
 
-@pytest.mark.parametrize("method", CORE)
-@pytest.mark.parametrize("study", studies.names())
+@pytest.mark.parametrize(("study", "method"), TRAINED)
 def test_every_study_trains_with_every_core_method_in_its_published_dtype(study, method):
+    if reason := infeasible(study, method):
+        pytest.skip(reason)
     record = first_iteration(study, method)
     assert record.status == "ok", record.error
     assert record.iterations_done == 1
     assert record.nfe_forward_total > 0  # the loss solves `model.field`, the field the loop counts
     assert all(math.isfinite(loss) for loss in record.curve["train_loss"])
     assert math.isfinite(record.heldout)
-    (error,) = [e for e in record.curve["grad_rel_error"] if e is not None]
-    assert error < GRADIENT_BOUND.get(study, 0.1)
+    errors = [e for e in record.curve["grad_rel_error"] if e is not None]
+    if studies.get(study).reference_tolerance is None:
+        assert errors == []  # no gradient check
+    else:
+        (error,) = errors
+        assert error < GRADIENT_BOUND.get(study, 0.1)
 
 
 @pytest.mark.parametrize("study", studies.names())
 def test_every_method_starts_from_the_same_model_on_the_same_data(study):
     """Same seed: the first loss (same weights, same batch, the forward solve on torchdiffeq's grid
     for every core method) is the same whichever method trains."""
-    losses = [first_iteration(study, method).curve["train_loss"][0] for method in CORE]
+    trained = [m for m in CORE if (study, m) in TRAINED and not infeasible(study, m)]
+    losses = [first_iteration(study, method).curve["train_loss"][0] for method in trained]
     assert max(losses) - min(losses) <= 1e-6 * abs(losses[0])
 
 
@@ -75,8 +110,9 @@ def _batches(setup) -> list[torch.Tensor]:
 @pytest.mark.parametrize("study", studies.names())
 def test_data_come_from_the_seed_alone_and_the_model_from_its_own_stream(study):
     """Same seed, any model: the same data. Another model stream changes the weights alone."""
-    first, again = studies.get(study).build(0), studies.get(study).build(0)
-    other_model = studies.get(study).build(0, model_seed=123)
+    step = studies.get(study).step_size
+    first, again = studies.get(study).build(0, step_size=step), studies.get(study).build(0, step_size=step)
+    other_model = studies.get(study).build(0, model_seed=123, step_size=step)
     for setup in (again, other_model):
         for a, b in zip(_batches(first), _batches(setup), strict=True):
             assert torch.equal(a, b)
@@ -85,14 +121,23 @@ def test_data_come_from_the_seed_alone_and_the_model_from_its_own_stream(study):
     assert not all(torch.equal(a, b) for a, b in zip(params, other_model.model.parameters(), strict=True))
 
 
+def _build(name: str, seed: int):
+    study = studies.get(name)
+    return study.build(seed, step_size=study.step_size)
+
+
 def test_models_compared_by_a_claim_see_the_same_data_whatever_their_parameter_counts():
-    """The oscillator models (501, 563 and 522 parameters) draw no data from the model stream."""
+    """The oscillator models (501, 563 and 522 parameters) draw no data from the model stream;
+    nor does any pair of studies a claim compares."""
     names = ("oscillators_sonode", "oscillators_anode", "oscillators_node")
     setups = [studies.get(name).build(3) for name in names]
     assert len({sum(p.numel() for p in s.model.parameters()) for s in setups}) == 3
-    for setup in setups[1:]:
-        for a, b in zip(_batches(setups[0]), _batches(setup), strict=True):
-            assert torch.equal(a, b)
+    compared = {tuple(c.needs["studies"]) for n in studies.names() for c in studies.get(n).claims}
+    for names in compared:
+        setups = [_build(name, 3) for name in names]
+        for setup in setups[1:]:
+            for a, b in zip(_batches(setups[0]), _batches(setup), strict=True):
+                assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("study", studies.names())
@@ -199,3 +244,33 @@ def test_training_tolerances_are_explicit():
     assert (case.rtol, case.atol) == (1e-6, 1e-9)
     with pytest.raises(InvalidInputError, match=r"publishes no tolerance pair with rtol 1e-06.*give --atol"):
         resolve(TrainingCase(study="cnf_seminorm", method="naive", rtol=1e-6))
+
+
+def test_a_resnet_with_smooth_weights_halves_its_distance_to_the_ode_when_its_depth_doubles():
+    """The property Sander et al.'s claims rest on, at initialisation: smooth weights give rate
+    1/N for outputs and gradients; independent weights keep the gradients apart."""
+    from odebench.studies.resnet_depth import gradient_distance, ode_distance
+
+    def distances(name, depth):
+        setup = studies.get(name).build(0, step_size=1 / depth)
+        inputs, targets = setup.batch(0)
+        return ode_distance(setup.model.field, inputs), gradient_distance(setup.model.field, inputs, targets)
+
+    (out8, grad8), (out16, grad16) = distances("resnet_smooth", 8), distances("resnet_smooth", 16)
+    assert out16 / out8 == pytest.approx(0.5, rel=0.05) and grad16 / grad8 == pytest.approx(0.5, rel=0.05)
+    (_, rough8), (_, rough16) = distances("resnet_rough", 8), distances("resnet_rough", 16)
+    assert rough16 / rough8 == pytest.approx(1.0, rel=0.05) and rough16 > 0.3
+
+
+def test_a_resnet_study_needs_a_step_of_one_over_a_whole_depth():
+    from odebench.errors import InvalidInputError
+    from odebench.studies.base import layers_of
+
+    assert layers_of(1 / 64) == 64
+    with pytest.raises(InvalidInputError, match="1/N for a whole depth"):
+        layers_of(0.3)
+    from odebench.jobs.training import resolve
+
+    adaptive = resolve(TrainingCase(study="resnet_smooth", method="naive", solver="dopri5"))
+    assert "needs a fixed-step solver" in adaptive.infeasible()
+    assert resolve(TrainingCase(study="resnet_smooth", method="naive")).infeasible() is None
