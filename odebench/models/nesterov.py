@@ -36,9 +36,13 @@ class NesterovCoordinates:
         s = t + self.time_offset
         return s.pow(-self.power / 2) * torch.exp(s / 2)
 
-    def initial_state(self, t0: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-        """The state ``[x, m]`` whose features at `t0` are `h0`, at rest (``m = 0``)."""
-        return torch.cat([h0 / self.scale(t0.to(h0)), torch.zeros_like(h0)], dim=self.axis)
+    def initial_state(
+        self, t0: torch.Tensor, h0: torch.Tensor, m0: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The state ``[x, m]`` whose features at `t0` are `h0` and whose momentum is `m0` (the
+        published models learn it from ``h0`` with an initial-velocity network; None: at rest)."""
+        m0 = torch.zeros_like(h0) if m0 is None else m0
+        return torch.cat([h0 / self.scale(t0.to(h0)), m0], dim=self.axis)
 
     def readout(self, t: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """The features ``h = k(t) x`` of `states`, one per time of `t` along the leading axis."""

@@ -24,7 +24,8 @@ class ODENet(nn.Module):
 
     `field` is the block's vector field (default `ConvField` with GroupNorm); with `coordinates`
     (`odebench.models.nesterov.NesterovCoordinates`) the block's state is the field's own, made
-    from the encoded maps and read back to maps before the head (a Nesterov block).
+    from the encoded maps (its momentum from them by `velocity`, or at rest) and read back to
+    maps before the head (a Nesterov block).
     """
 
     def __init__(
@@ -32,13 +33,14 @@ class ODENet(nn.Module):
         generator: torch.Generator,
         field: nn.Module | None = None,
         coordinates: NesterovCoordinates | None = None,
+        velocity: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.encoder = nn.utils.skip_init(nn.Conv2d, 1, CHANNELS, 3, stride=2, padding=1, dtype=torch.float64)
         if field is None:
             field = ConvField(CHANNELS, norm_groups=min(4, CHANNELS), generator=generator)
         self.field = field
-        self.coordinates = coordinates
+        self.coordinates, self.velocity = coordinates, velocity
         self.head = nn.utils.skip_init(nn.Linear, CHANNELS, 10, dtype=torch.float64)
         with torch.no_grad():
             for layer, fan_in in ((self.encoder, 9), (self.head, CHANNELS)):
@@ -53,7 +55,8 @@ class ODENet(nn.Module):
         if self.coordinates is None:
             features = solve(self.field, y0, t)[-1]
         else:
-            states = solve(self.field, self.coordinates.initial_state(t[0], y0), t)
+            momentum = None if self.velocity is None else self.velocity(y0)
+            states = solve(self.field, self.coordinates.initial_state(t[0], y0, momentum), t)
             features = self.coordinates.readout(t, states)[-1]
         return self.head(features.mean(dim=(-2, -1)))
 
@@ -67,9 +70,9 @@ class DigitsODENet(Study):
     heldout_name = "test error rate"
     batch_size: int = BATCH
 
-    def block(self, generator: torch.Generator) -> tuple[nn.Module | None, NesterovCoordinates | None]:
-        """The ODE block's field and coordinates (default: `ODENet`'s ConvField, no coordinates)."""
-        return None, None
+    def block(self, generator: torch.Generator) -> tuple:
+        """`ODENet`'s field, coordinates and initial-velocity network (default: its ConvField)."""
+        return ()
 
     def data(self, generator):
         images, labels = digits()

@@ -120,9 +120,7 @@ class DigitsNormalisedStack(DigitsODENet):
             )
 
     def block(self, generator):
-        return ConvStackField(
-            CHANNELS, self.layers, norm=self.norm, horizon=HORIZON, generator=generator
-        ), None
+        return (ConvStackField(CHANNELS, self.layers, norm=self.norm, horizon=HORIZON, generator=generator),)
 
     def optimizer(self, params):
         return torch.optim.AdamW(params, lr=1e-3)
