@@ -29,8 +29,8 @@ run: setup
 test: setup
 	$(PY) -m pytest
 
-# The slow tier: forward mode beyond dopri5, the newer methods on low-order adaptive solvers
-# (CI runs it before `make test`).
+# The slow tier: forward mode beyond dopri5, the newer methods on low-order adaptive solvers,
+# the core methods other than naive on the variants of one study (CI runs it before `make test`).
 test-slow: setup
 	$(PY) -m pytest -m slow
 

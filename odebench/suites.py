@@ -673,8 +673,9 @@ registry.register(
     Suite(
         "train-full",
         "every training study at its budget and published tolerances, the five core methods, seeds 0, 1, 2",
-        "about 10 hours on one core (150 runs; estimated from the claims suite's runs: the oscillators' "
-        "adjoint runs at 1000 iterations and the three-body adjoint runs take most)",
+        "about 20 hours on one core (354 runs; estimated from the claims suite's runs: the oscillators' "
+        "adjoint runs at 1000 iterations (NODE, ANODE, SONODE, NesterovNODE), the three-body adjoint "
+        "runs and the 135 TA-BN depth runs take most)",
         _train_full,
     ),
 )
@@ -684,8 +685,9 @@ registry.register(
         "claims",
         "exactly the runs every published training claim needs, at its published settings and seeds "
         "(at least 5): odebench report on it gives the claims table",
-        "83 minutes with --workers 2 on 2 CPU cores (85 runs, 166 run-minutes, 99 of them the "
-        "three-body study's published setup)",
+        "about 2.5 hours with --workers 2 on 2 CPU cores (205 runs: the 85 of the ACA, SONODE, Lorenz and "
+        "seminorm claims 83 minutes, 99 run-minutes of them the three-body study's published setup; the "
+        "ResNet depth sweep's 70 runs 20 minutes; the Nesterov and TA-BN runs' 50 about 95 run-minutes)",
         claim_grids,
     ),
 )
