@@ -53,7 +53,7 @@ from odebench.jobs.base import (
 from odebench.jobs.gradient import _rel, torch_dtype
 from odebench.measure import CountedField
 from odebench.measure.timing import synchronizer
-from odebench.studies.base import Study, cast
+from odebench.studies.base import Study, cast, layers_of
 
 #: Per-iteration columns of a curve, always present (None where not measured).
 CURVE_COLUMNS = (
@@ -127,8 +127,13 @@ class TrainingCase(CaseBase):
         1e-7), and what the solver then does is a finding; the solve warns
         (`odebench.errors.ToleranceWarning`) and the warning is in the record. A ResNet study
         (one layer per step) needs a fixed step."""
-        if studies.get(self.study).layer_per_step and self.step_size is None:
-            return f"study {self.study} is a ResNet with one layer per step: it needs a fixed-step solver"
+        if studies.get(self.study).layer_per_step:
+            if self.step_size is None:
+                return f"study {self.study} is a ResNet with one layer per step: it needs a fixed-step solver"
+            try:
+                layers_of(self.step_size)
+            except InvalidInputError as error:
+                return str(error)
         return self.unsupported()
 
 

@@ -285,3 +285,5 @@ def test_a_resnet_study_needs_a_step_of_one_over_a_whole_depth():
     adaptive = resolve(TrainingCase(study="resnet_smooth", method="naive", solver="dopri5"))
     assert "needs a fixed-step solver" in adaptive.infeasible()
     assert resolve(TrainingCase(study="resnet_smooth", method="naive")).infeasible() is None
+    odd = resolve(TrainingCase(study="resnet_smooth", method="naive", step_size=0.3))
+    assert "1/N for a whole depth" in odd.infeasible()
