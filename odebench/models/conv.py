@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from odebench.models.temporal_batch_norm import time_norm
+
 
 class ConvField(nn.Module):
     """``f(t, y) = conv2(tanh(norm(conv1([y, t]))))`` on maps of shape ``(batch, C, H, W)``.
@@ -90,8 +92,6 @@ class ConvStackField(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        from odebench.models.temporal_batch_norm import time_norm
-
         if layers < 1:
             raise ValueError(f"layers must be >= 1, got {layers}")
         self.channels, self.norm_kind = channels, norm

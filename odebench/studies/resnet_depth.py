@@ -93,7 +93,7 @@ class ResNetDepth(Study):
     distance between the ResNet's gradient and its Neural ODE's. At each check the study also
     inspects ``ode_distance``, the relative distance between the ResNet's outputs and the ODE's
     (dopri5 at 1e-9, a step ending on every layer), ``gradient_distance``, that between their
-    gradients over the interior layers (`gradient_distance` says why not the end ones), and
+    gradients over the interior layers (`distances` says why not the end ones), and
     ``roughness``, the weights' Lipschitz
     constant in depth, ``N max_n |theta_(n+1) - theta_n|``, and ``layer_step`` = 1/N, so that
     a claim can read a distance in units of 1/N (`odebench.claims.Metric` ``per``).
@@ -154,11 +154,9 @@ class ResNetDepth(Study):
         depth = model.field.depth
 
         def inspect() -> dict[str, float]:
-            field = model.field.func if hasattr(model.field, "func") else model.field
-            inputs, targets = data.batch(0)
+            field = _resnet(model)
             return {
-                "ode_distance": ode_distance(field, inputs),
-                "gradient_distance": gradient_distance(field, inputs, targets),
+                **distances(field, *data.batch(0)),
                 "roughness": field.roughness(),
                 "layer_step": 1 / depth,
             }
@@ -172,8 +170,7 @@ class ResNetDepth(Study):
         )
 
     def _outputs(self, model, solve, inputs: torch.Tensor) -> torch.Tensor:
-        field = model.field.func if hasattr(model.field, "func") else model.field
-        return solve(model.field, inputs, depth_times(field.depth, inputs))[-1]
+        return solve(model.field, inputs, depth_times(_resnet(model).depth, inputs))[-1]
 
     def loss(self, model, solve, batch):
         inputs, targets = batch
@@ -182,6 +179,11 @@ class ResNetDepth(Study):
     def evaluate(self, model, solve, heldout):
         inputs, targets = heldout
         return (self._outputs(model, solve, inputs) - targets).pow(2).mean().item()
+
+
+def _resnet(model: nn.Module) -> DepthIndexedMLP:
+    """The model's field, unwrapped from the training loop's evaluation counter where it is wrapped."""
+    return getattr(model.field, "func", model.field)
 
 
 def _solve(field: DepthIndexedMLP, inputs: torch.Tensor, *, limit: bool) -> torch.Tensor:
@@ -196,28 +198,31 @@ def _solve(field: DepthIndexedMLP, inputs: torch.Tensor, *, limit: bool) -> torc
     )[-1]
 
 
-def ode_distance(field: DepthIndexedMLP, inputs: torch.Tensor) -> float:
-    """Relative 2-norm distance between the ResNet's outputs and its ODE's."""
-    resnet, limit = _solve(field, inputs, limit=False), _solve(field, inputs, limit=True)
-    return float(((resnet - limit).norm() / limit.norm()).detach())
+def distances(field: DepthIndexedMLP, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """The ResNet against its ODE, from one solve of each (with autograd):
 
-
-def gradient_distance(field: DepthIndexedMLP, inputs: torch.Tensor, targets: torch.Tensor) -> float:
-    """Relative 2-norm distance between backprop's gradient through the ResNet and the ODE's
-    gradient (autograd through the accurate solve), over the interior layers 1 to N - 2.
-
-    The end layers are left out: Euler's left-point rule weighs every layer by 1/N, where the
-    ODE's linear interpolation weighs the first by 1/(2N) and the last by 3/(2N), a difference of
-    order 1/sqrt(N) in the relative norm that has nothing to do with smoothness in depth (the
-    training loop's ``grad_rel_error`` keeps them)."""
-    gradients = []
+    * ``ode_distance``: relative 2-norm distance between their outputs;
+    * ``gradient_distance``: between backprop's gradient through the ResNet and the ODE's
+      (autograd through the accurate solve), over the interior layers 1 to N - 2. The end layers
+      are left out: Euler's left-point rule weighs every layer by 1/N, where the ODE's linear
+      interpolation weighs the first by 1/(2N) and the last by 3/(2N), a difference of order
+      1/sqrt(N) in the relative norm that has nothing to do with smoothness in depth (the
+      training loop's ``grad_rel_error`` keeps them).
+    """
+    outputs, gradients = [], []
     for limit in (False, True):
         with torch.enable_grad():
-            loss = (_solve(field, inputs, limit=limit) - targets).pow(2).mean()
+            out = _solve(field, inputs, limit=limit)
+            loss = (out - targets).pow(2).mean()
             grads = torch.autograd.grad(loss, [field.inner, field.outer])
+        outputs.append(out.detach())
         gradients.append(torch.cat([g[1:-1].flatten() for g in grads]))
-    resnet, limit = gradients
-    return float(((resnet - limit).norm() / limit.norm()).detach())
+
+    def relative(pair: list[torch.Tensor]) -> float:
+        resnet, limit = pair
+        return float((resnet - limit).norm() / limit.norm())
+
+    return {"ode_distance": relative(outputs), "gradient_distance": relative(gradients)}
 
 
 def _smooth_in_depth(

@@ -260,12 +260,13 @@ def test_training_tolerances_are_explicit():
 def test_a_resnet_with_smooth_weights_halves_its_distance_to_the_ode_when_its_depth_doubles():
     """The property Sander et al.'s claims rest on, at initialisation: smooth weights give rate
     1/N for outputs and gradients; independent weights keep the gradients apart."""
-    from odebench.studies.resnet_depth import gradient_distance, ode_distance
+    from odebench.studies.resnet_depth import distances as measure
 
     def distances(name, depth):
         setup = studies.get(name).build(0, step_size=1 / depth)
         inputs, targets = setup.batch(0)
-        return ode_distance(setup.model.field, inputs), gradient_distance(setup.model.field, inputs, targets)
+        measured = measure(setup.model.field, inputs, targets)
+        return measured["ode_distance"], measured["gradient_distance"]
 
     (out8, grad8), (out16, grad16) = distances("resnet_smooth", 8), distances("resnet_smooth", 16)
     assert out16 / out8 == pytest.approx(0.5, rel=0.05) and grad16 / grad8 == pytest.approx(0.5, rel=0.05)
