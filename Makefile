@@ -45,7 +45,7 @@ format: setup
 # Benchmarking (docs/benchmarking.md). The CI gate is the `gate` suite compared with the committed
 # baseline results file by `odebench compare` (the same engine and policy); `make baseline`
 # re-measures that file after an intended change (commit it with the change).
-.PHONY: gate baseline perf asv-smoke scale-reports
+.PHONY: gate baseline perf asv-smoke scale-reports memory-backends cuda-check
 # One name for the whole recipe (`?=` would re-run mktemp at each use).
 ifndef GATE_RUN
 GATE_RUN := $(shell mktemp -u /tmp/odebench-gate-XXXXXX).jsonl
@@ -68,3 +68,14 @@ scale-reports: setup
 asv-smoke: setup
 	$(VENV)/bin/asv machine --yes
 	$(VENV)/bin/asv run --python=same --quick --show-stderr
+
+# The allocator memory backend against memray (and, on a GPU, the CUDA allocator's own peak).
+memory-backends: setup
+	$(PY) -m benchmarks.memory_backends --suite quick
+
+# The GPU check (scripts/cuda-check): CUDA tests, the scale suite, one training study, the memory
+# backends and the report into one folder, within 8 minutes. `make cuda-check DEVICE=cpu` is its
+# dry run on a machine without CUDA.
+DEVICE ?= cuda
+cuda-check: setup
+	DEVICE=$(DEVICE) VENV=$(VENV) scripts/cuda-check

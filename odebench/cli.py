@@ -90,7 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--suite", help="quick (the default without axes), full or gate (gradient suites)")
     run.add_argument("--task", nargs="+", help="tasks (default: every task)")
     run.add_argument("--size", nargs="+", type=int, help="task sizes (the task's size knob)")
-    run.add_argument("--repeats", type=int, help="timed runs per case after one warm-up")
+    run.add_argument("--repeats", type=int, help="timed runs per case after the counted run")
+    run.add_argument(
+        "--memory-backend",
+        help="what measures peak memory: allocator (default: exact tensor bytes), memray (the "
+        "whole process's allocations, CPU) or cuda (the CUDA allocator's own peak)",
+    )
     run.add_argument("--atol-ratio", type=_floats, default=1e-2, help="atol = rtol * this (default 1e-2)")
     run.add_argument(
         "--no-ratios",
@@ -396,7 +401,13 @@ def _plan(args):
         eval_every=getattr(args, "eval_every", None),
         max_seconds=getattr(args, "max_seconds", None),
         ratios=not getattr(args, "no_ratios", False),
+        memory=getattr(args, "memory_backend", None),
     )
+    if settings.memory is not None:  # refused before anything runs where it cannot measure
+        from odebench.measure.memory import backend_for
+
+        for device in args.device or ("cpu",):
+            backend_for(device, settings.memory)
     job = "training" if args.command == "train" else "gradient"
     return suites.plan(args.suite, selection, setting_axes, settings, default=_default_suite(args), job=job)
 

@@ -16,11 +16,12 @@ from odebench.errors import InvalidInputError
 class Policy:
     """Thresholds beyond which a difference between two records of one case counts.
 
-    Counts (NFE, VJPs, steps) and statuses always count on any change. Gradient errors count
-    beyond ``error_rtol`` relative or ``error_atol`` absolute, whichever is looser; peak memory
-    beyond ``memory_factor`` and ``memory_floor_bytes`` together; a method's time over naive's
-    on the same case in the same run beyond ``ratio_factor``, and absolute times beyond
-    ``time_factor``, only when they are set.
+    Counts (NFE, VJPs, steps) and statuses always count on any change, and so does peak memory
+    measured by an exact backend on both sides (the allocator's tensor bytes). Gradient errors
+    count beyond ``error_rtol`` relative or ``error_atol`` absolute, whichever is looser; peak
+    memory from memray beyond ``memory_factor`` and ``memory_floor_bytes`` together; a method's
+    time over naive's on the same case in the same run beyond ``ratio_factor``, and absolute
+    times beyond ``time_factor``, only when they are set.
 
     Defaults, measured on this 2-core machine class: three runs of the quick suite by one commit
     agreed bitwise on every count and gradient error, and within 2.3% (7.5 KB) on every peak
@@ -76,8 +77,8 @@ class Policy:
             "Judged: a status leaving ok, or a case of the base missing from the new run; NFE, "
             "VJP and step counts on any change; gradient errors beyond "
             f"{self.error_rtol:g} relative or {self.error_atol:g} absolute (unless both are at the "
-            f"reference's resolution); peak memory beyond {self.memory_factor:g}x and "
-            f"{self.memory_floor_bytes / 1024:g} KiB; {timing}."
+            f"reference's resolution); exact peak memory (tensor bytes) on any change, memray's "
+            f"beyond {self.memory_factor:g}x and {self.memory_floor_bytes / 1024:g} KiB; {timing}."
         )
 
 

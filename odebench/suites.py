@@ -31,6 +31,7 @@ from odebench.errors import InvalidInputError
 from odebench.jobs import KINDS
 from odebench.jobs.base import ATOL_RATIO, MAX_STEPS, CaseBase
 from odebench.jobs.ratio import ROUNDS as RATIO_ROUNDS
+from odebench.measure.memory import BACKENDS
 from odebench.methods import BASELINE, CORE, NEWER
 from odebench.registry import Registry
 
@@ -40,6 +41,9 @@ SELECTION_AXES = ("tasks", "studies", "methods", "solvers", "rtols", "atols", "s
 SETTING_AXES = ("dtypes", "devices", "seeds", "iterations")
 
 
+#: The memory backends a run can ask for (`odebench.measure.memory`).
+MEMORY_BACKENDS = tuple(name for name in BACKENDS if name != "unavailable")
+
 #: Each setting's command-line flag, named in its refusal.
 _FLAGS = {
     "repeats": "--repeats",
@@ -47,6 +51,7 @@ _FLAGS = {
     "max_steps": "--max-steps",
     "eval_every": "--eval-every",
     "max_seconds": "--max-seconds",
+    "memory": "--memory-backend",
 }
 
 
@@ -65,6 +70,8 @@ class Settings:
     max_seconds: float | None = None
     #: Time each problem's methods interleaved too (`with_ratios`): the speed verdicts' source.
     ratios: bool = True
+    #: Gradient cases: the backend that measures peak memory (None: the device's default).
+    memory: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("repeats", "max_steps", "eval_every"):
@@ -73,6 +80,10 @@ class Settings:
                 raise InvalidInputError(f"{_FLAGS[name]} must be at least 1, got {value}")
         if not (math.isfinite(self.atol_ratio) and self.atol_ratio > 0):
             raise InvalidInputError(f"--atol-ratio must be a positive finite number, got {self.atol_ratio:g}")
+        if self.memory is not None and self.memory not in MEMORY_BACKENDS:
+            raise InvalidInputError(
+                f"{_FLAGS['memory']} must be one of {', '.join(MEMORY_BACKENDS)}, got {self.memory!r}"
+            )
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise InvalidInputError(f"--max-seconds must be positive, got {self.max_seconds:g}")
 
@@ -524,6 +535,24 @@ def _scaling() -> list[Grid]:
     ]
 
 
+#: The sizes practitioners train at that this machine runs in minutes per case, each beside the
+#: task's default (the small regime): CNF samples, MLP widths (1M parameters at 1024), image-block
+#: channels (32 images of 8x8, 131,072 entries at 64 channels), latent-ODE output times.
+SCALE_SIZES = {
+    "cnf2d": (128, 1024, 4096),
+    "mlp": (32, 256, 1024),
+    "digits_odenet": (8, 32, 64),
+    "latent_ode_spiral": (100, 400, 1600),
+}
+
+
+def _scale() -> list[Grid]:
+    return [
+        Grid(tasks=(task,), methods=CORE, solvers=("dopri5", "rk4"), sizes=sizes)
+        for task, sizes in SCALE_SIZES.items()
+    ]
+
+
 def _stiff_chaotic() -> list[Grid]:
     # Where the backward pass can leave the forward trajectory: stiff van der Pol (mu = 10),
     # chaotic Lorenz-63 (T = 1) and an MLP fitted to it, adaptive and on fixed grids.
@@ -592,6 +621,17 @@ registry.register(
         "mali on midpoint, reversible_heun on heun2, 10 to 80 steps",
         "about 19 minutes on 2 CPU cores (measured 1,128 s beside another run)",
         _scaling,
+    ),
+)
+registry.register(
+    "scale",
+    Suite(
+        "scale",
+        "the sizes people train at: cnf2d 128-4096 samples, mlp width 32-1024, digits ODE-Net 8-64 "
+        "channels, latent ODE 100-1600 output times x the 5 core methods x dopri5 (default tolerances) "
+        "and rk4 (each task's step); --device cuda runs it on a GPU",
+        "about 40 minutes with --workers 2 on 2 CPU cores (estimated; references are computed once)",
+        _scale,
     ),
 )
 registry.register(

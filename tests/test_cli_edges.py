@@ -72,7 +72,7 @@ def test_every_option_has_help():
         (
             ["run", "--suite", "train-quick"],
             "suite 'train-quick' is a training suite: run it with `odebench train --suite train-quick`; "
-            "`odebench run` takes: quick, full, scaling, stiff-chaotic, gate",
+            "`odebench run` takes: quick, full, scaling, scale, stiff-chaotic, gate",
         ),
         (
             ["train", "--suite", "quick"],

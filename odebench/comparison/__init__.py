@@ -10,7 +10,9 @@ baseline results file). Cases are joined on ``case_id``. What a policy judges:
 * **gradient errors** (``grad_rel_error``, ``grad_rel_error_discrete``): a change beyond
   ``error_rtol`` relative or ``error_atol`` absolute, whichever is looser (pairs both at the
   reference's resolution are ignored);
-* **peak memory**: beyond ``memory_factor`` *and* ``memory_floor_bytes``;
+* **peak memory**: any change where both records were measured by an exact backend (the
+  allocator's tensor bytes, `odebench.measure.memory.EXACT`), else beyond ``memory_factor``
+  *and* ``memory_floor_bytes`` (memray's figure moves by a few KB from run to run);
 * **same-run time ratios**: each method's forward + backward time over naive's on the same
   case *measured in the same run*, beyond ``ratio_factor``, when it is set;
 * **absolute times**: beyond ``time_factor``, when it is set (on this machine class the same
@@ -32,6 +34,7 @@ import pandas as pd
 
 from odebench.errors import InvalidInputError, first_line
 from odebench.jobs.base import COUNTS
+from odebench.measure.memory import EXACT
 from odebench.policy import DEFAULT_POLICY, Policy
 from odebench.report.data import ok_rows, plain, prepare, same_run_ratios
 
@@ -247,6 +250,8 @@ def _judge(metric: str, bv: float, nv: float, b: pd.Series, n: pd.Series, policy
         moved = abs(nv - bv) > max(policy.error_rtol * abs(bv), policy.error_atol)
         return moved and nv > bv, moved and nv < bv
     if metric == MEMORY:
+        if b.get("memory_backend") == n.get("memory_backend") and n.get("memory_backend") in EXACT:
+            return nv > bv, nv < bv
         moved = abs(nv - bv) > policy.memory_floor_bytes
         return moved and nv > bv * policy.memory_factor, moved and nv < bv / policy.memory_factor
     factor = policy.ratio_factor if metric == RATIO else policy.time_factor

@@ -152,6 +152,6 @@ def _overhead(records: Sequence[Record]) -> str:
     ratio = pd.Series(ratios).median()
     return (
         f"each case took a median {ratio:.0f}x the time of one forward+backward, because it is run "
-        "several times: the counted run, the exactness check, warm-up, the timed repeats and the "
-        "memory run (and the reference gradient's lookup)"
+        "several times: the counted run (which measures peak memory and warms up), the exactness "
+        "check and the timed repeats (and the reference gradient's lookup)"
     )

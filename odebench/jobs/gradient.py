@@ -3,12 +3,13 @@
 Order of work for one case, each stage on a fresh graph:
 
 1. build the task's problem; a counted run: forward solve and loss, then the gradient, with
-   the field wrapped in `CountedField` (NFE, VJPs and steps per phase); it also warms up
-   allocators and caches;
+   the field wrapped in `CountedField` (NFE, VJPs and steps per phase) and the peak memory of
+   the forward plus backward measured (`odebench.measure.memory`: the allocator backend slows
+   the run by a few percent and counts tensor bytes exactly); it is also the warm-up of the
+   timed runs;
 2. the reference gradient of the task (cached on disk) and the errors against it;
 3. the discrete-exact gradient on the same grid, where the method's grid is torchdiffeq's;
-4. timing: forward and backward separately, median and IQR over ``repeats`` runs;
-5. peak memory of one forward plus backward, in a run of its own (the profiler slows it).
+4. timing: forward and backward separately, median and IQR over ``repeats`` runs.
 
 Failures become a Record with a status; whatever was measured before the failure is kept. A
 Record is written once by the harness and only read afterwards: reports and comparisons read
@@ -39,7 +40,7 @@ from odebench.jobs.base import (
     problem_label,
     run_job,
 )
-from odebench.measure import CountedField, measure_peak, time_forward_backward
+from odebench.measure import CountedField, time_forward_backward, track_peak
 from odebench.methods.stepwise import trajectory_of
 from odebench.solvers.runge_kutta import replay
 
@@ -53,16 +54,19 @@ class Case(CaseBase):
     ``max_steps``, the step budget per output interval (torchdiffeq's ``max_num_steps``, also
     applied to the adjoint's backward solve). Fixed-step solvers use ``step_size`` (None: the
     task's own step at that size). ``repeats`` is how many timed forward+backward runs follow the
-    warm-up; it is not part of the case's identity.
+    counted run; ``memory`` names the backend that measures peak memory (None: the device's
+    default, the allocator's exact tensor bytes; `odebench.measure.memory`). Neither is part of
+    the case's identity.
     """
 
     task: str
     method: str
     size: int | None = None
     repeats: int = 3
+    memory: str | None = None
 
     KIND: ClassVar[str] = "gradient"
-    SETTINGS: ClassVar[tuple[str, ...]] = ("repeats",)
+    SETTINGS: ClassVar[tuple[str, ...]] = ("repeats", "memory")
     TAGGED_ID: ClassVar[bool] = False
     NON_NEGATIVE: ClassVar[tuple[str, ...]] = (*CaseBase.NON_NEGATIVE, "size", "repeats")
 
@@ -74,6 +78,7 @@ class Case(CaseBase):
             size=point.extra,
             max_steps=settings.max_steps,
             repeats=repeats,
+            memory=settings.memory,
             **point.solve_fields(),
         )
         return resolve(case, atol_ratio=settings.atol_ratio)
@@ -98,10 +103,11 @@ class Record(RecordBase):
     grid, where that grid is known. ``at_reference_resolution`` is True when the error is not
     at least 10x the reference's own error estimate, so the number says only "below that".
     ``reference_hash`` names the content of the reference the errors were scored against.
-    Times are the median and interquartile range over ``repeats`` runs after a warm-up.
-    Memory is the peak of forward plus backward above the pre-case baseline. ``wall_time_s`` is
-    the whole case and ``stage_times_s`` its stages (build, counted run, reference, discrete-exact
-    check, timing, memory run): the harness's own cost. ``warnings`` are
+    Times are the median and interquartile range over ``repeats`` runs after the counted run.
+    Memory is the peak of forward plus backward above the pre-case baseline, in the counted run,
+    by ``memory_backend`` (``allocator``: exact tensor bytes). ``wall_time_s`` is the whole case
+    and ``stage_times_s`` its stages (build, counted run, reference, discrete-exact check,
+    timing): the harness's own cost. ``warnings`` are
     the distinct warnings raised while the case ran (a worker's stderr is not read by anyone).
     """
 
@@ -242,14 +248,23 @@ def build_case(case: Case, problem: tasks.Problem | None = None) -> BuiltCase:
     return BuiltCase(case, problem, method, case.solver_options())
 
 
-def flat_gradient(func, y0: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
-    """``dL/dy0`` then ``dL/dtheta`` in ``func.named_parameters()`` order, flattened as the
-    references are (`references.flatten`); a parameter the loss does not use gets zeros."""
-    named = list(func.named_parameters())
-    inputs = [y0, *(p for _, p in named)]
-    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+def gradients(func, y0: torch.Tensor, loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    """``dL/dy0`` then ``dL/dtheta`` in ``func.parameters()`` order (None where unused)."""
+    return torch.autograd.grad(loss, [y0, *func.parameters()], allow_unused=True)
+
+
+def flatten_gradients(func, y0: torch.Tensor, grads) -> torch.Tensor:
+    """`gradients`' result flattened as the references are (`references.flatten`); a parameter
+    the loss does not use gets zeros."""
+    inputs = [y0, *func.parameters()]
     grads = [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads)]
-    return references.flatten(grads[0], {name: g for (name, _), g in zip(named, grads[1:])})
+    names = [name for name, _ in func.named_parameters()]
+    return references.flatten(grads[0], dict(zip(names, grads[1:])))
+
+
+def flat_gradient(func, y0: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+    """``dL/dy0`` then ``dL/dtheta``, flattened as the references are."""
+    return flatten_gradients(func, y0, gradients(func, y0, loss))
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -284,18 +299,23 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     measured.update(size_knob=tasks.get(case.task).size_knob)
     measured.update(n_params=problem.n_params, state_size=problem.state_size)
 
-    # 1. counted run
+    # 1. counted run, which is also where peak memory is measured and the timed runs' warm-up
     counted = CountedField(problem.func)
     y0 = problem.y0.detach().clone().requires_grad_(True)
+    gc.collect()  # garbage of earlier stages is not this run's; collections start from zero
     try:
-        with stage("counted_run"), counted.phase("forward"):
-            solution = built.solve(counted, y0)
-            trajectory = trajectory_of(solution)
-            loss = problem.loss(solution)
-        with stage("counted_run_backward"), counted.phase("backward"):
-            flat = flat_gradient(counted, y0, loss)
+        with track_peak(case.device, case.memory) as memory:
+            with stage("counted_run"), counted.phase("forward"):
+                solution = built.solve(counted, y0)
+                trajectory = trajectory_of(solution)
+                loss = problem.loss(solution)
+            with stage("counted_run_backward"), counted.phase("backward"):
+                grads = gradients(counted, y0, loss)
     finally:
         measured.update(counts_of(counted))
+    measured.update(peak_memory_bytes=memory.peak_bytes, memory_backend=memory.backend)
+    stage.times["memory_readout"] = memory.readout_s
+    flat = flatten_gradients(counted, y0, grads)
     _check_finite(loss, flat)
 
     # 2. reference (after the method, so a failing method fails as itself)
@@ -324,18 +344,18 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     if exact is not None:
         measured["grad_rel_error_discrete"] = _rel(flat, exact)
 
-    # 4. timing, on the bare field
+    # 4. timing, on the bare field; the counted run was the warm-up
     def forward_run():
         y = problem.y0.detach().clone().requires_grad_(True)
         return built.solve(problem.func, y), y
 
     def backward_run(out):
         solution, y = out
-        torch.autograd.grad(problem.loss(solution), [y, *problem.func.parameters()], allow_unused=True)
+        gradients(problem.func, y, problem.loss(solution))
 
     with stage("timing"):
         timing = time_forward_backward(
-            forward_run, backward_run, repeats=case.repeats, warmup=1, device=case.device
+            forward_run, backward_run, repeats=case.repeats, warmup=0, device=case.device
         )
     measured.update(
         time_forward_s=timing.forward.median,
@@ -343,12 +363,6 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
         time_backward_s=timing.backward.median,
         time_backward_iqr_s=timing.backward.iqr,
     )
-
-    # 5. peak memory of one forward plus backward, from a collected heap
-    with stage("memory"):
-        gc.collect()
-        _, peak, backend = measure_peak(lambda: backward_run(forward_run()), case.device)
-    measured.update(peak_memory_bytes=peak, memory_backend=backend)
 
 
 def _discrete_exact(built: BuiltCase, trajectory=None) -> torch.Tensor | None:

@@ -20,6 +20,7 @@ from odebench.report.document import Block, Document, Section, Table
 from odebench.report.html import to_html
 from odebench.report.markdown import to_markdown
 from odebench.report.recommend import NEAR_BEST, TIE, wins_summary, wins_table
+from odebench.report.size import MARGIN, ordering_table, size_table
 from odebench.report.speed import RESOLUTION, prepare_ratios, speed_table, speeds
 from odebench.report.style import method_order, method_styles
 from odebench.report.tables import failures_table, measurements_table, metadata_table, warnings_table
@@ -137,6 +138,7 @@ def build_document(
             Section("Findings", (Table("Published claims checked on this run", findings, _FINDINGS_NOTE),)),
             Section("Accuracy vs cost", tuple(plots.accuracy_vs_cost(df, ok, styles, figures_dir))),
             Section("Memory scaling", (_memory(df, ok, styles, figures_dir),)),
+            *_size_section(ok, groups),
             Section("Time split", tuple(plots.time_split(df, ok, styles, figures_dir)) or (_NO_TIME,)),
             Section(
                 "Gradient error vs tolerance",
@@ -279,6 +281,30 @@ def _memory(df, ok, styles, figures_dir) -> Block:
     return figure
 
 
+def _size_section(ok, groups) -> list[Section]:
+    """Memory and time against the size knob, and Table 1's orderings per size (none without a
+    task run at two sizes)."""
+    table = size_table(ok, groups)
+    if table is None:
+        return []
+    title = "Peak memory (x naive's) and time (x naive's, same-run ratios) per size"
+    blocks = [Table(title, table, _SIZE_NOTE)]
+    orderings = ordering_table(ok)
+    if orderings is not None:
+        blocks.append(Table("Memory orderings of Matsubara et al. (2021), Table 1", orderings, _ORDER_NOTE))
+    return [Section("Memory and time against size", tuple(blocks))]
+
+
+_SIZE_NOTE = (
+    "One row per task, solver, setting, dtype, device and method: each size's peak memory of one forward "
+    "plus backward (in parentheses: over naive's in the same context) with its n, and its time over "
+    "naive's from the same-run ratio cases ('–' where not timed). Nothing is pooled across rows."
+)
+_ORDER_NOTE = (
+    f"A context is one task, size, solver, setting, dtype and device. An ordering holds where the lighter "
+    f"method's peak is below the heavier's by more than {MARGIN:g}x, ties within it, and is reversed "
+    "beyond it; n is the number of contexts with both methods."
+)
 _NO_TIME = "No successful timed case, so there is no time split to show."
 _NO_ADAPTIVE = "No successful adaptive-step case with a gradient error, so there is nothing to draw."
 _WINS_NOTE = (

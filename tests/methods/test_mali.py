@@ -131,12 +131,14 @@ def test_counts_with_adaptive_steps():
     assert given["forward"].nfe == given["forward"].steps + 1
 
 
-@pytest.mark.skipif(backend_for("cpu") != "memray", reason="memray unavailable")
+@pytest.mark.skipif(backend_for("cpu") == "unavailable", reason="no memory backend")
 def test_memory_is_flat_in_the_steps():
-    """8x the steps: no more memory (measured 144 vs 135 KiB on the mlp task; a tensor object
-    per step would add about 0.4 KiB a step, 90 KiB here)."""
+    """8x the steps: no state per step. Measured in tensor bytes on a 512 x 2 state (8 KiB):
+    peaks of 515 and 520 KiB at 32 and 256 steps, 24 bytes a step (three float64 scalars),
+    against 8,192 for one state a step."""
     func = MLPField(width=32)
-    y0, t = y0_for("cpu"), torch.tensor([0.0, 1.0], dtype=torch.float64)
+    y0 = torch.randn(512, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
 
     def run(h):
         y = y0.clone().requires_grad_(True)
@@ -147,7 +149,7 @@ def test_memory_is_flat_in_the_steps():
     for h in (1 / 32, 1 / 256):
         run(h)
         peaks.append(measure_peak(lambda h=h: run(h)).peak_bytes)
-    assert peaks[1] - peaks[0] < 32 * 2**10, peaks
+    assert (peaks[1] - peaks[0]) / 224 < 0.05 * y0.numel() * 8, peaks
 
 
 def test_refuses_other_solvers_and_options():

@@ -1,0 +1,108 @@
+"""The report's size view: each method's peak memory and time against the task's size knob.
+
+Matsubara et al. (2021, Table 1) give each method's memory as a function of the steps N, the
+solver's stages s, the field's layers L and the state's size M: backprop keeps the graph of every
+stage of every step (order N s L M), ACA one state per step plus one step's graph (N M + s L M),
+the symplectic adjoint one state per step plus one layer's graph (N M + s M + L M), the adjoint
+none of either (M + L). Which of those terms dominates depends on the size, so a memory verdict
+holds in a size regime, not in general. This view reads the records of tasks run at two sizes or
+more (the ``scale`` suite): per task, solver, setting, dtype and device (never pooled across
+them), one row per method with, at each size, the peak memory and its ratio to naive's in the
+same context, and the time over naive's from the same-run ratio cases (`odebench.report.speed`)
+where they were timed. A second table counts, for each of Table 1's memory orderings, in how many
+of these contexts it holds (lighter by more than `MARGIN`), ties or is reversed, with the
+contexts where it does not hold.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from odebench.report.speed import GroupSpeed
+from odebench.report.style import method_order
+
+#: Table 1's orderings: (lighter, heavier) in peak memory.
+ORDERINGS = (("symplectic", "aca"), ("aca", "naive"), ("adjoint", "symplectic"), ("adjoint", "naive"))
+#: A memory difference within this factor is a tie (the checkpoints' bookkeeping on small states).
+MARGIN = 1.1
+#: What one row of the size table holds constant.
+FAMILY = ("task", "solver", "setting", "dtype", "device")
+
+
+def sized(ok: pd.DataFrame) -> pd.DataFrame:
+    """The ok records of task families run at two sizes or more."""
+    if ok.empty:
+        return ok
+    families = ok.groupby(list(FAMILY), sort=False)["size"].transform("nunique")
+    return ok[families >= 2]
+
+
+def size_table(ok: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed]) -> pd.DataFrame | None:
+    """Per family and method: peak memory (and x naive) and time x naive at each size; None when
+    no family was run at two sizes."""
+    rows = sized(ok)
+    if rows.empty:
+        return None
+    out = []
+    for family, mine in rows.groupby(list(FAMILY), sort=False):
+        sizes = sorted(mine["size"].unique())
+        naive = mine[mine["method"] == "naive"].groupby("size")["peak_memory_mib"].median()
+        knob = next(iter(mine["size_knob"].dropna()), "size")
+        for method in method_order(mine["method"]):
+            row = dict(zip(FAMILY, family))
+            row["size knob"] = knob
+            row["method"] = method
+            for size in sizes:
+                at = mine[(mine["method"] == method) & (mine["size"] == size)]
+                label = f"{int(size)}"
+                if at.empty:
+                    row[f"{label}: memory"] = row[f"{label}: time"] = "–"
+                    continue
+                peak = at["peak_memory_mib"].median()
+                relative = f" ({peak / naive[size]:.2f}x)" if size in naive.index and naive[size] > 0 else ""
+                row[f"{label}: memory"] = f"{peak:.3g} MiB{relative} n={len(at)}"
+                row[f"{label}: time"] = _time(groups, at.iloc[0], method)
+            out.append(row)
+    return pd.DataFrame(out).fillna("–")
+
+
+def _time(groups: dict[tuple[str, str], GroupSpeed], record: pd.Series, method: str) -> str:
+    group = groups.get((record["regime"], record["setting"]))
+    if method == "naive" or group is None:
+        return "–" if method != "naive" else "1"
+    speed = group.compare(method, "naive")
+    return "–" if speed is None else f"{speed.median:.2f}x"
+
+
+def ordering_table(ok: pd.DataFrame) -> pd.DataFrame | None:
+    """Per Table 1 ordering: contexts (one task, size, solver, setting, dtype and device) with
+    both methods, and how many of them it holds in, ties or reverses; None without such runs."""
+    rows = sized(ok)
+    if rows.empty:
+        return None
+    peaks = rows.groupby([*FAMILY, "size", "method"], sort=False)["peak_memory_mib"].median()
+    peaks = peaks.unstack("method")
+    out = []
+    for lighter, heavier in ORDERINGS:
+        if lighter not in peaks or heavier not in peaks:
+            continue
+        both = peaks[[lighter, heavier]].dropna()
+        ratio = both[lighter] / both[heavier]
+        holds, reversed_ = ratio < 1 / MARGIN, ratio > MARGIN
+        out.append(
+            {
+                "ordering": f"{lighter} < {heavier}",
+                "n": len(ratio),
+                "holds": int(holds.sum()),
+                "tie": int((~holds & ~reversed_).sum()),
+                "reversed": int(reversed_.sum()),
+                "median ratio": f"{ratio.median():.2f}" if len(ratio) else "–",
+                "does not hold at": ", ".join(_context(key) for key in ratio[~holds].index) or "–",
+            }
+        )
+    return pd.DataFrame(out) if out else None
+
+
+def _context(key: tuple) -> str:
+    task, solver, setting, _dtype, _device, size = key
+    return f"{task}[{int(size)}] {solver} {setting}"
