@@ -39,7 +39,7 @@ def run_cli(capsys, *argv):
         (["run", "--method", "adjiont"], "valid: naive, adjoint, seminorm, aca, symplectic"),
         (["run", "--task", "nope"], "unknown task 'nope'; valid: linear"),
         (["run", "--solver", "rk45"], "unknown solver 'rk45'; valid: euler"),
-        (["run", "--suite", "huge"], "unknown suite 'huge'; valid: quick, full, scaling, scale, stiff-chaotic"),
+        (["run", "--suite", "huge"], "unknown suite 'huge'; valid: quick, full, scaling, scale, stiff"),
         (["run", "--rtol", "1e-20"], "below the machine epsilon"),
         (["run", "--rtol", "0"], "rtol and atol are both 0"),
         (["run", "--rtol", "1e-9", "--dtype", "float32"], "machine epsilon of torch.float32"),

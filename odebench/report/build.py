@@ -20,7 +20,7 @@ from odebench.report.document import Block, Document, Section, Table
 from odebench.report.html import to_html
 from odebench.report.markdown import to_markdown
 from odebench.report.recommend import NEAR_BEST, TIE, wins_summary, wins_table
-from odebench.report.size import MARGIN, ordering_table, size_table
+from odebench.report.size import MARGIN, ordering_table, size_tables
 from odebench.report.speed import RESOLUTION, prepare_ratios, speed_table, speeds
 from odebench.report.style import method_order, method_styles
 from odebench.report.tables import failures_table, measurements_table, metadata_table, warnings_table
@@ -284,11 +284,13 @@ def _memory(df, ok, styles, figures_dir) -> Block:
 def _size_section(ok, groups) -> list[Section]:
     """Memory and time against the size knob, and Table 1's orderings per size (none without a
     task run at two sizes)."""
-    table = size_table(ok, groups)
-    if table is None:
+    tables = size_tables(ok, groups)
+    if not tables:
         return []
-    title = "Peak memory (x naive's) and time (x naive's, same-run ratios) per size"
-    blocks = [Table(title, table, _SIZE_NOTE)]
+    blocks = [
+        Table(f"Peak memory and time against size: {title}", table, _SIZE_NOTE)
+        for title, table in tables.items()
+    ]
     orderings = ordering_table(ok)
     if orderings is not None:
         blocks.append(Table("Memory orderings of Matsubara et al. (2021), Table 1", orderings, _ORDER_NOTE))
@@ -296,9 +298,9 @@ def _size_section(ok, groups) -> list[Section]:
 
 
 _SIZE_NOTE = (
-    "One row per task, solver, setting, dtype, device and method: each size's peak memory of one forward "
-    "plus backward (in parentheses: over naive's in the same context) with its n, and its time over "
-    "naive's from the same-run ratio cases ('–' where not timed). Nothing is pooled across rows."
+    "One row per solver, setting and method: each size's peak memory of one forward plus backward (in "
+    "parentheses: over naive's in the same context) with its n, and its time over naive's from the "
+    "same-run ratio cases ('–' where not timed). Nothing is pooled across rows or sizes."
 )
 _ORDER_NOTE = (
     f"A context is one task, size, solver, setting, dtype and device. An ordering holds where the lighter "

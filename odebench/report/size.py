@@ -37,33 +37,35 @@ def sized(ok: pd.DataFrame) -> pd.DataFrame:
     return ok[families >= 2]
 
 
-def size_table(ok: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed]) -> pd.DataFrame | None:
-    """Per family and method: peak memory (and x naive) and time x naive at each size; None when
-    no family was run at two sizes."""
+def size_tables(ok: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed]) -> dict[str, pd.DataFrame]:
+    """Per task, dtype and device (a title naming them and the size knob): one row per solver,
+    setting and method with the peak memory (and x naive) and time x naive at each of its
+    sizes; empty when no family was run at two sizes."""
     rows = sized(ok)
+    tables: dict[str, pd.DataFrame] = {}
     if rows.empty:
-        return None
-    out = []
-    for family, mine in rows.groupby(list(FAMILY), sort=False):
-        sizes = sorted(mine["size"].unique())
-        naive = mine[mine["method"] == "naive"].groupby("size")["peak_memory_mib"].median()
+        return tables
+    for (task, dtype, device), mine in rows.groupby(["task", "dtype", "device"], sort=False):
         knob = next(iter(mine["size_knob"].dropna()), "size")
-        for method in method_order(mine["method"]):
-            row = dict(zip(FAMILY, family))
-            row["size knob"] = knob
-            row["method"] = method
-            for size in sizes:
-                at = mine[(mine["method"] == method) & (mine["size"] == size)]
-                label = f"{int(size)}"
-                if at.empty:
-                    row[f"{label}: memory"] = row[f"{label}: time"] = "–"
-                    continue
-                peak = at["peak_memory_mib"].median()
-                relative = f" ({peak / naive[size]:.2f}x)" if size in naive.index and naive[size] > 0 else ""
-                row[f"{label}: memory"] = f"{peak:.3g} MiB{relative} n={len(at)}"
-                row[f"{label}: time"] = _time(groups, at.iloc[0], method)
-            out.append(row)
-    return pd.DataFrame(out).fillna("–")
+        out = []
+        for (solver, setting), family in mine.groupby(["solver", "setting"], sort=False):
+            naive = family[family["method"] == "naive"].groupby("size")["peak_memory_mib"].median()
+            for method in method_order(family["method"]):
+                row = {"solver": solver, "setting": setting, "method": method}
+                for size in sorted(mine["size"].unique()):
+                    at = family[(family["method"] == method) & (family["size"] == size)]
+                    memory, time = f"{knob} {int(size)}: memory", f"{knob} {int(size)}: time"
+                    if at.empty:
+                        row[memory] = row[time] = "–"
+                        continue
+                    peak = at["peak_memory_mib"].median()
+                    share = naive.get(size)
+                    relative = f" ({peak / share:.2f}x)" if share else ""
+                    row[memory] = f"{peak:.3g} MiB{relative} n={len(at)}"
+                    row[time] = _time(groups, at.iloc[0], method)
+                out.append(row)
+        tables[f"{task} ({knob}), {dtype}, {device}"] = pd.DataFrame(out)
+    return tables
 
 
 def _time(groups: dict[tuple[str, str], GroupSpeed], record: pd.Series, method: str) -> str:

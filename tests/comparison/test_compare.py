@@ -171,3 +171,18 @@ def test_a_case_scored_against_another_reference_is_flagged(base):
     result = compare(base, new)
     assert [d.metric for d in result.changes] == ["reference_hash"]
     assert "1 case(s) were scored against a different reference gradient" in render_comparison(result)
+
+
+def test_exact_memory_counts_on_any_change(base):
+    """Tensor bytes from the allocator backend are the same in every run of the same code, so one
+    byte more is a regression; memray's figure (the synthetic default) keeps its noise margins."""
+    base = base.assign(memory_backend="allocator")
+    new = base.copy()
+    i = _row(new, "symplectic")
+    new.loc[i, "peak_memory_bytes"] += 1
+    assert [d.metric for d in compare(base, new).regressions] == ["peak_memory_bytes"]
+    new.loc[i, "peak_memory_bytes"] -= 2
+    assert [d.metric for d in compare(base, new).improvements] == ["peak_memory_bytes"]
+    other = new.assign(memory_backend="memray")  # a backend change is said, not judged as memory
+    result = compare(base, other)
+    assert not result.regressed and {d.metric for d in result.changes} == {"memory_backend"}

@@ -74,3 +74,31 @@ def test_a_failed_ratio_case_reads_as_a_row_per_method_so_a_comparison_meets_it(
     rows = load_ratios(path)
     assert rows["method"].tolist() == ["aca", "symplectic"] and rows["ratio"].isna().all()
     assert set(rows["status"]) == {"error"}
+
+
+def test_a_gradient_case_measures_exact_memory_in_its_counted_run():
+    """Peak memory is read in the counted run (no run of its own), in tensor bytes that are the
+    same each time from the same process state (the harness forks every case from one warmed-up
+    template; in this process the first run also pays 616 bytes of lazily made constants);
+    ``memory`` picks another backend without changing the case's identity."""
+    from dataclasses import replace
+
+    from odebench.jobs.gradient import Case, run_case
+    from odebench.measure import memory
+    from odebench.measure.memory import backend_for
+
+    if backend_for("cpu") != "allocator":
+        pytest.skip("the allocator backend needs torch's profiler")
+    case = Case(task="spiral", method="aca", rtol=1e-6, repeats=1)
+    run_case(case)
+    first, second = run_case(case), run_case(case)
+    assert first.status == second.status == "ok"
+    assert first.memory_backend == "allocator"
+    assert first.peak_memory_bytes == second.peak_memory_bytes > 0
+    assert "memory" not in first.stage_times_s and "memory_readout" in first.stage_times_s
+    with_memray = replace(case, memory="memray")
+    assert with_memray.case_id == case.case_id
+    if memory.memray is not None:
+        process = run_case(with_memray)
+        assert process.memory_backend == "memray"
+        assert process.peak_memory_bytes >= first.peak_memory_bytes
