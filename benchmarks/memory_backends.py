@@ -16,11 +16,9 @@ import argparse
 import statistics
 from collections import defaultdict
 
-import torch
-
 from odebench import suites
 from odebench.jobs.gradient import Case, build_case, gradients
-from odebench.measure.memory import BACKENDS, _available, measure_peak
+from odebench.measure.memory import available, measure_peak
 from odebench.measure.timing import torch_threads
 
 
@@ -41,19 +39,26 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.memory_backends")
     parser.add_argument("--suite", default="quick")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--task", nargs="+", help="only these tasks of the suite")
     args = parser.parse_args(argv)
-    kind = torch.device(args.device).type
-    others = [name for name in BACKENDS[1:] if name != "unavailable" and _available(name, kind)]
+    others = [name for name in available(args.device) if name != "allocator"]
     cases = [
         c
         for c in suites.plan(args.suite, setting_axes={"devices": (args.device,)}).cases
-        if isinstance(c, Case)
+        if isinstance(c, Case) and (not args.task or c.task in args.task)
     ]
     by_method: dict[str, list[dict[str, int]]] = defaultdict(list)
-    with torch_threads(1):
-        for case in cases:
-            by_method[case.method].append(peaks(case, ["allocator", *others]))
-    print(f"{len(cases)} cases of suite {args.suite!r} on {args.device}: peak / allocator backend's peak")
+    done = 0
+    try:
+        with torch_threads(1):
+            for case in cases:
+                measured = peaks(case, ["allocator", *others])
+                by_method[case.method].append(measured)
+                done += 1
+                print(case.label(), measured, flush=True)
+    except KeyboardInterrupt:  # `scripts/cuda-check` stops it at its time limit: say what was done
+        print(f"stopped after {done} of {len(cases)} cases")
+    print(f"\n{done} cases of suite {args.suite!r} on {args.device}: peak / allocator backend's peak")
     for name in others:
         print(f"\n{name}:\n{'method':>14} {'n':>3} {'median':>8} {'min':>8} {'max':>8} {'max diff':>10}")
         for method, rows in by_method.items():

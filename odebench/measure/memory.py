@@ -84,10 +84,18 @@ class PeakMemory(NamedTuple):
     backend: str
 
 
+#: The profiler entry points the allocator backend drives (private: a torch without them falls
+#: back to memray rather than failing every case).
+_PROFILER_CALLS = ("_prepare_profiler", "_enable_profiler", "_toggle_collection_dynamic", "_disable_profiler")
+
+
 def _available(backend: str, kind: str) -> bool:
     if backend == "allocator":
-        return autograd.kineto_available() and (
-            kind == "cpu" or (kind == "cuda" and torch.cuda.is_available())
+        hooks = all(hasattr(autograd, name) for name in _PROFILER_CALLS)
+        return (
+            hooks
+            and autograd.kineto_available()
+            and (kind == "cpu" or (kind == "cuda" and torch.cuda.is_available()))
         )
     if backend == "memray":
         return kind == "cpu" and memray is not None
@@ -96,20 +104,27 @@ def _available(backend: str, kind: str) -> bool:
     return backend == "unavailable"
 
 
+def available(device: torch.device | str) -> list[str]:
+    """The backends that can measure on `device` here, default first (empty: none can)."""
+    kind = torch.device(device).type
+    return [name for name in BACKENDS[:-1] if _available(name, kind)]
+
+
 def backend_for(device: torch.device | str, backend: str | None = None) -> str:
     """The backend that measures memory on `device`: `backend` if given (refused in one line
     where it cannot measure there), else the first available of allocator, memray, cuda."""
     kind = torch.device(device).type
     if backend is not None:
         if backend not in BACKENDS:
-            raise InvalidInputError(f"unknown memory backend {backend!r}; valid: {', '.join(BACKENDS)}")
+            valid = ", ".join(BACKENDS[:-1])
+            raise InvalidInputError(f"unknown memory backend {backend!r}; valid: {valid}")
         if not _available(backend, kind):
-            valid = [name for name in BACKENDS[:-1] if _available(name, kind)]
+            valid = ", ".join(available(device)) or "none"
             raise InvalidInputError(
-                f"memory backend {backend!r} cannot measure on {kind} here; valid: {', '.join(valid)}"
+                f"memory backend {backend!r} cannot measure on {kind} here; valid: {valid}"
             )
         return backend
-    return next(name for name in BACKENDS if _available(name, kind))
+    return next(iter(available(device)), "unavailable")
 
 
 @contextlib.contextmanager
@@ -273,4 +288,13 @@ def _cuda_peak(device: torch.device, reading: PeakReading) -> Iterator[Callable[
 _TRACKERS = {"allocator": _allocator_peak, "memray": _memray_peak, "cuda": _cuda_peak}
 
 
-__all__ = ["BACKENDS", "EXACT", "PeakMemory", "PeakReading", "backend_for", "measure_peak", "track_peak"]
+__all__ = [
+    "BACKENDS",
+    "EXACT",
+    "PeakMemory",
+    "PeakReading",
+    "available",
+    "backend_for",
+    "measure_peak",
+    "track_peak",
+]
