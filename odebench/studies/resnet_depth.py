@@ -147,8 +147,10 @@ class ResNetDepth(Study):
     def model(self, generator, *, depth: int):
         return nn.ModuleDict({"field": DepthIndexedMLP(*self._weights(generator, depth))})
 
-    def optimizer(self, params):  # pragma: no cover - `setup` scales the lr with the depth
-        raise NotImplementedError
+    def optimizer(self, params, depth: int = 1):
+        """SGD at `LR_PER_LAYER` times the depth N (the follow-up's lr proportional to N): each
+        layer's gradient is O(1/N), so the weights move at the same speed at every depth."""
+        return torch.optim.SGD(params, lr=LR_PER_LAYER * depth)
 
     def setup(self, model, data) -> Setup:
         depth = model.field.depth
@@ -165,7 +167,7 @@ class ResNetDepth(Study):
             model=model,
             batch=data.batch,
             heldout=data.heldout,
-            optimizer=lambda params: torch.optim.SGD(params, lr=LR_PER_LAYER * depth),
+            optimizer=lambda params: self.optimizer(params, depth),
             inspect=inspect,
         )
 

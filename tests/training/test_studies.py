@@ -274,6 +274,13 @@ def test_a_resnet_with_smooth_weights_halves_its_distance_to_the_ode_when_its_de
     assert rough16 / rough8 == pytest.approx(1.0, rel=0.05) and rough16 > 0.3
 
 
+def test_a_resnets_learning_rate_grows_with_its_depth():
+    """SGD's lr is 0.5 N (the follow-up's lr proportional to N), from the study's own optimiser."""
+    for depth in (4, 16):
+        setup = studies.get("resnet_smooth").build(0, step_size=1 / depth)
+        assert setup.optimizer(setup.model.parameters()).param_groups[0]["lr"] == 0.5 * depth
+
+
 def test_a_resnet_study_needs_a_step_of_one_over_a_whole_depth():
     from odebench.errors import InvalidInputError
     from odebench.studies.base import layers_of
