@@ -17,7 +17,7 @@ import statistics
 from collections import defaultdict
 
 from odebench import suites
-from odebench.jobs.gradient import Case, build_case, gradients
+from odebench.jobs.gradient import Case, build_case
 from odebench.measure.memory import available, measure_peak
 from odebench.measure.timing import torch_threads
 
@@ -25,14 +25,8 @@ from odebench.measure.timing import torch_threads
 def peaks(case: Case, backends: list[str]) -> dict[str, int]:
     """Peak bytes of the case's forward plus backward under each backend, after one warm-up."""
     built = build_case(case)
-    problem = built.problem
-
-    def forward_backward():
-        y0 = problem.y0.detach().clone().requires_grad_(True)
-        gradients(problem.func, y0, problem.loss(built.solve(problem.func, y0)))
-
-    forward_backward()
-    return {name: measure_peak(forward_backward, case.device, name).peak_bytes for name in backends}
+    built.forward_backward()
+    return {name: measure_peak(built.forward_backward, case.device, name).peak_bytes for name in backends}
 
 
 def main(argv=None) -> None:

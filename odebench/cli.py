@@ -403,11 +403,6 @@ def _plan(args):
         ratios=not getattr(args, "no_ratios", False),
         memory=getattr(args, "memory_backend", None),
     )
-    if settings.memory is not None:  # refused before anything runs where it cannot measure
-        from odebench.measure.memory import backend_for
-
-        for device in args.device or ("cpu",):
-            backend_for(device, settings.memory)
     job = "training" if args.command == "train" else "gradient"
     return suites.plan(args.suite, selection, setting_axes, settings, default=_default_suite(args), job=job)
 
@@ -443,7 +438,7 @@ def _run(args, command: str) -> int:
         raise InvalidInputError("--resume continues a results file: give --out FILE too")
     load_plugins(args.plugin)
     options = _executor_options(args)
-    options.check_devices(args.device or ())
+    options.check_devices(args.device or (), getattr(args, "memory_backend", None))
     expansion = _plan(args)
     asked = dict(shard_of=args.shard, resume=args.resume, retry=_retried(args), timeout=args.timeout)
     cases = prepare(expansion, **asked)

@@ -31,7 +31,7 @@ from odebench.errors import InvalidInputError
 from odebench.jobs import KINDS
 from odebench.jobs.base import ATOL_RATIO, MAX_STEPS, CaseBase
 from odebench.jobs.ratio import ROUNDS as RATIO_ROUNDS
-from odebench.measure.memory import BACKENDS
+from odebench.measure.memory import CHOICES as MEMORY_BACKENDS
 from odebench.methods import BASELINE, CORE, NEWER
 from odebench.registry import Registry
 
@@ -40,9 +40,6 @@ SELECTION_AXES = ("tasks", "studies", "methods", "solvers", "rtols", "atols", "s
 #: Axes that set how every case runs (iterations: training runs only).
 SETTING_AXES = ("dtypes", "devices", "seeds", "iterations")
 
-
-#: The memory backends a run can ask for (`odebench.measure.memory`).
-MEMORY_BACKENDS = tuple(name for name in BACKENDS if name != "unavailable")
 
 #: Each setting's command-line flag, named in its refusal.
 _FLAGS = {

@@ -51,6 +51,8 @@ def run_cli(capsys, *argv):
             "no case can run: 13 x seminorm does not support",
         ),
         (["run", "--atol-ratio", "0"], "--atol-ratio must be a positive finite number, got 0"),
+        (["run", "--memory-backend", "rss"], "unknown memory backend 'rss'; valid: allocator, memray, cuda"),
+        (["run", "--memory-backend", "cuda"], "memory backend 'cuda' cannot measure on cpu here; valid: "),
         (["run", "--suite", "quick", "--task", "lorenz63"], "suite 'quick' has no case with task lorenz63"),
         (["report", "missing.jsonl", "--out", "x"], "no results file at missing.jsonl"),
         (["run", "--scheduler", "tcp://host:8786"], "--scheduler needs --executor dask"),

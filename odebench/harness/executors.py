@@ -358,13 +358,17 @@ class ExecutorOptions:
         if self.one_per_host:
             raise InvalidInputError("--one-per-host needs --executor dask")
 
-    def check_devices(self, devices: Sequence[str]) -> None:
-        """Refuse a device this machine lacks, unless a Dask cluster's workers bring the GPUs."""
+    def check_devices(self, devices: Sequence[str], memory: str | None = None) -> None:
+        """Refuse a device this machine lacks, or a `memory` backend that cannot measure on one
+        (default device: cpu), unless a Dask cluster's workers bring the GPUs."""
         from odebench.jobs.base import check_device
+        from odebench.measure.memory import backend_for
 
-        for device in devices:
+        for device in devices or ("cpu",):
             if not (self.executor == "dask" and device.startswith("cuda")):
                 check_device(device)
+                if memory is not None:
+                    backend_for(device, memory)
 
     def memory_limit(self) -> int | None:
         """Bytes a case may add (None: no limit); see ``memory_limit_mib``."""

@@ -230,6 +230,15 @@ class BuiltCase:
             options=self.options,
         )
 
+    def forward_backward(self) -> None:
+        """One forward and backward pass on the bare field, from a fresh leaf of the initial
+        state (what ratio cases time round by round); a non-finite loss raises."""
+        y0 = self.problem.y0.detach().clone().requires_grad_(True)
+        loss = self.problem.loss(self.solve(self.problem.func, y0))
+        if not torch.isfinite(loss):
+            raise NonFiniteGradient(f"the loss is {loss.item()}")
+        gradients(self.problem.func, y0, loss)
+
 
 def build_case(case: Case, problem: tasks.Problem | None = None) -> BuiltCase:
     """Build the case's problem and method (what asv and pytest-benchmark time directly).

@@ -10,17 +10,14 @@ benchmarks, the perf tests) judge.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, ClassVar
-
-import torch
 
 from odebench.errors import describe
 from odebench.jobs.base import (
     ATOL_RATIO,
     CaseBase,
-    NonFiniteGradient,
     RecordBase,
     classify,
     problem_label,
@@ -182,14 +179,14 @@ def run_ratios(case: RatioCase, *, cache_dir=None) -> RatioRecord:
 
 def _time(case: RatioCase, measured: dict[str, Any]) -> None:
     first = build_case(case.case_of(case.baseline))
-    runs = {case.baseline: _forward_backward(first)}
+    runs = {case.baseline: first.forward_backward}
     runs[case.baseline]()  # the baseline failing fails the case, with its status
     failed: dict[str, str] = {}
     for method in dict.fromkeys(case.methods):
         if method == case.baseline:
             continue
         try:
-            run = _forward_backward(build_case(case.case_of(method), first.problem))
+            run = build_case(case.case_of(method), first.problem).forward_backward
             run()  # a method that cannot run is left out, and the others are timed
         except Exception as exc:
             failed[method] = f"{classify(exc)}: {describe(exc)}"
@@ -218,19 +215,6 @@ def ratio_fields(rounds: Mapping[str, Sequence[float]]) -> dict[str, dict]:
         ratios_q75={m: s.q75 for m, s in stats.items()},
         round_ratios={m: list(s.samples) for m, s in stats.items()},
     )
-
-
-def _forward_backward(built) -> Callable[[], None]:
-    """One forward and backward pass of a built case, from a fresh leaf of its initial state."""
-
-    def run() -> None:
-        y0 = built.problem.y0.detach().clone().requires_grad_(True)
-        loss = built.problem.loss(built.solve(built.problem.func, y0))
-        if not torch.isfinite(loss):
-            raise NonFiniteGradient(f"the loss is {loss.item()}")
-        torch.autograd.grad(loss, [y0, *built.problem.func.parameters()], allow_unused=True)
-
-    return run
 
 
 __all__ = ["MIN_ROUNDS", "ROUNDS", "RatioCase", "RatioRecord", "ratio_fields", "resolve", "run_ratios"]

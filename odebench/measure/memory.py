@@ -50,7 +50,6 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import autograd
-from torch._C._profiler import _ExperimentalConfig
 
 from odebench.errors import InvalidInputError
 
@@ -59,7 +58,9 @@ try:
 except ImportError:  # memray is not built for every platform (Windows)
     memray = None
 
-BACKENDS = ("allocator", "memray", "cuda", "unavailable")
+#: The backends a run can ask for, default first; `BACKENDS` adds the reading of none.
+CHOICES = ("allocator", "memray", "cuda")
+BACKENDS = (*CHOICES, "unavailable")
 #: Backends whose figure is the same in every run of the same code: a comparison judges any
 #: change of theirs (`odebench.comparison`), where memray's moves by a few KB.
 EXACT = frozenset({"allocator"})
@@ -84,14 +85,15 @@ class PeakMemory(NamedTuple):
     backend: str
 
 
-#: The profiler entry points the allocator backend drives (private: a torch without them falls
-#: back to memray rather than failing every case).
+#: The profiler entry points the allocator backend drives (private, as is the profiler's
+#: `_ExperimentalConfig`: a torch without them falls back to memray rather than failing).
 _PROFILER_CALLS = ("_prepare_profiler", "_enable_profiler", "_toggle_collection_dynamic", "_disable_profiler")
 
 
 def _available(backend: str, kind: str) -> bool:
     if backend == "allocator":
         hooks = all(hasattr(autograd, name) for name in _PROFILER_CALLS)
+        hooks = hooks and hasattr(torch._C._profiler, "_ExperimentalConfig")
         return (
             hooks
             and autograd.kineto_available()
@@ -107,7 +109,7 @@ def _available(backend: str, kind: str) -> bool:
 def available(device: torch.device | str) -> list[str]:
     """The backends that can measure on `device` here, default first (empty: none can)."""
     kind = torch.device(device).type
-    return [name for name in BACKENDS[:-1] if _available(name, kind)]
+    return [name for name in CHOICES if _available(name, kind)]
 
 
 def backend_for(device: torch.device | str, backend: str | None = None) -> str:
@@ -116,7 +118,7 @@ def backend_for(device: torch.device | str, backend: str | None = None) -> str:
     kind = torch.device(device).type
     if backend is not None:
         if backend not in BACKENDS:
-            valid = ", ".join(BACKENDS[:-1])
+            valid = ", ".join(CHOICES)
             raise InvalidInputError(f"unknown memory backend {backend!r}; valid: {valid}")
         if not _available(backend, kind):
             valid = ", ".join(available(device)) or "none"
@@ -148,9 +150,10 @@ def track_peak(device: torch.device | str = "cpu", backend: str | None = None) -
     if tracker is None:
         yield reading
         return
-    with tracker(device, reading) as ended:
+    with tracker(device, reading):
         yield reading
-        ended()
+        completed = time.perf_counter()  # not reached if the block raises
+    reading.readout_s = time.perf_counter() - completed
 
 
 def measure_peak(
@@ -176,7 +179,7 @@ _ACTIVITIES = {autograd.ProfilerActivity.CPU}
 
 
 @contextlib.contextmanager
-def _allocator_peak(device: torch.device, reading: PeakReading) -> Iterator[Callable[[], None]]:
+def _allocator_peak(device: torch.device, reading: PeakReading) -> Iterator[None]:
     if autograd._profiler_enabled():
         raise RuntimeError("the allocator memory backend needs the profiler, and another one is active")
     config = autograd.ProfilerConfig(
@@ -186,7 +189,7 @@ def _allocator_peak(device: torch.device, reading: PeakReading) -> Iterator[Call
         False,  # with_stack
         False,  # with_flops
         False,  # with_modules
-        _ExperimentalConfig(),
+        torch._C._profiler._ExperimentalConfig(),
         "",
     )
     if device.type == "cuda":
@@ -196,19 +199,16 @@ def _allocator_peak(device: torch.device, reading: PeakReading) -> Iterator[Call
     with _native_stderr_silenced():
         autograd._prepare_profiler(config, _ACTIVITIES)
         autograd._enable_profiler(config, _ACTIVITIES)
-    completed = []
     try:
         with _native_stderr_silenced():  # operator events off: only the allocators' reports
             autograd._toggle_collection_dynamic(False, _ACTIVITIES)
-        yield lambda: completed.append(time.perf_counter())
+        yield
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     finally:
         with _native_stderr_silenced():
             result = autograd._disable_profiler()
-    if completed:
-        reading.peak_bytes = _peak_of(result.events(), device)
-        reading.readout_s = time.perf_counter() - completed[0]
+    reading.peak_bytes = _peak_of(result.events(), device)  # not reached if the block raised
 
 
 def _peak_of(events, device: torch.device) -> int:
@@ -248,9 +248,8 @@ def _native_stderr_silenced() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _memray_peak(device: torch.device, reading: PeakReading) -> Iterator[Callable[[], None]]:
+def _memray_peak(device: torch.device, reading: PeakReading) -> Iterator[None]:
     directory = tempfile.mkdtemp(prefix="odebench-memray-")
-    completed = []
     try:
         path = os.path.join(directory, "capture.bin")
         destination = memray.FileDestination(path, overwrite=True, compress_on_exit=False)
@@ -263,33 +262,33 @@ def _memray_peak(device: torch.device, reading: PeakReading) -> Iterator[Callabl
             file_format=memray.FileFormat.AGGREGATED_ALLOCATIONS,
         )
         with tracker:
-            yield lambda: completed.append(time.perf_counter())
+            yield
         with memray.FileReader(path) as reader:
             reading.peak_bytes = int(reader.metadata.peak_memory)
-        reading.readout_s = time.perf_counter() - completed[0]
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def _cuda_peak(device: torch.device, reading: PeakReading) -> Iterator[Callable[[], None]]:
+def _cuda_peak(device: torch.device, reading: PeakReading) -> Iterator[None]:
     if device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     baseline = torch.cuda.memory_allocated(device)
-    yield lambda: None
+    yield
     torch.cuda.synchronize(device)
     reading.peak_bytes = int(torch.cuda.max_memory_allocated(device) - baseline)
 
 
-#: How each backend measures: a context manager over the block that yields the callback the
-#: block calls when it completes (the start of the readout).
+#: How each backend measures: a context manager over the block that fills the reading's peak
+#: on its way out (its readout), only when the block completed.
 _TRACKERS = {"allocator": _allocator_peak, "memray": _memray_peak, "cuda": _cuda_peak}
 
 
 __all__ = [
     "BACKENDS",
+    "CHOICES",
     "EXACT",
     "PeakMemory",
     "PeakReading",

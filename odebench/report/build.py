@@ -20,7 +20,7 @@ from odebench.report.document import Block, Document, Section, Table
 from odebench.report.html import to_html
 from odebench.report.markdown import to_markdown
 from odebench.report.recommend import NEAR_BEST, TIE, wins_summary, wins_table
-from odebench.report.size import MARGIN, ordering_table, size_tables
+from odebench.report.size import ordering_table, size_tables
 from odebench.report.speed import RESOLUTION, prepare_ratios, speed_table, speeds
 from odebench.report.style import method_order, method_styles
 from odebench.report.tables import failures_table, measurements_table, metadata_table, warnings_table
@@ -304,7 +304,7 @@ _SIZE_NOTE = (
 )
 _ORDER_NOTE = (
     f"A context is one task, size, solver, setting, dtype and device. An ordering holds where the lighter "
-    f"method's peak is below the heavier's by more than {MARGIN:g}x, ties within it, and is reversed "
+    f"method's peak is below the heavier's by more than {TIE:g}x, ties within it, and is reversed "
     "beyond it; n is the number of contexts with both methods."
 )
 _NO_TIME = "No successful timed case, so there is no time split to show."

@@ -10,7 +10,7 @@ more (the ``scale`` suite): per task, solver, setting, dtype and device (never p
 them), one row per method with, at each size, the peak memory and its ratio to naive's in the
 same context, and the time over naive's from the same-run ratio cases (`odebench.report.speed`)
 where they were timed. A second table counts, for each of Table 1's memory orderings, in how many
-of these contexts it holds (lighter by more than `MARGIN`), ties or is reversed, with the
+of these contexts it holds (lighter by more than the report's `TIE`), ties or is reversed, with the
 contexts where it does not hold.
 """
 
@@ -18,23 +18,19 @@ from __future__ import annotations
 
 import pandas as pd
 
+from odebench.report.plots.memory import FACET_KEYS, knob_label, scaling_facets
+from odebench.report.recommend import TIE
 from odebench.report.speed import GroupSpeed
 from odebench.report.style import method_order
 
 #: Table 1's orderings: (lighter, heavier) in peak memory.
 ORDERINGS = (("symplectic", "aca"), ("aca", "naive"), ("adjoint", "symplectic"), ("adjoint", "naive"))
-#: A memory difference within this factor is a tie (the checkpoints' bookkeeping on small states).
-MARGIN = 1.1
-#: What one row of the size table holds constant.
-FAMILY = ("task", "solver", "setting", "dtype", "device")
 
 
 def sized(ok: pd.DataFrame) -> pd.DataFrame:
-    """The ok records of task families run at two sizes or more."""
-    if ok.empty:
-        return ok
-    families = ok.groupby(list(FAMILY), sort=False)["size"].transform("nunique")
-    return ok[families >= 2]
+    """The ok records of the memory-scaling facets: task families run at two sizes or more."""
+    facets = scaling_facets(ok)
+    return pd.concat([rows for _, rows in facets]) if facets else ok.iloc[:0]
 
 
 def size_tables(ok: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed]) -> dict[str, pd.DataFrame]:
@@ -46,7 +42,7 @@ def size_tables(ok: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed]) -> 
     if rows.empty:
         return tables
     for (task, dtype, device), mine in rows.groupby(["task", "dtype", "device"], sort=False):
-        knob = next(iter(mine["size_knob"].dropna()), "size")
+        knob = knob_label(mine, unknown="size")
         out = []
         for (solver, setting), family in mine.groupby(["solver", "setting"], sort=False):
             naive = family[family["method"] == "naive"].groupby("size")["peak_memory_mib"].median()
@@ -69,10 +65,10 @@ def size_tables(ok: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed]) -> 
 
 
 def _time(groups: dict[tuple[str, str], GroupSpeed], record: pd.Series, method: str) -> str:
+    if method == "naive":
+        return "1"
     group = groups.get((record["regime"], record["setting"]))
-    if method == "naive" or group is None:
-        return "–" if method != "naive" else "1"
-    speed = group.compare(method, "naive")
+    speed = group.compare(method, "naive") if group is not None else None
     return "–" if speed is None else f"{speed.median:.2f}x"
 
 
@@ -82,7 +78,7 @@ def ordering_table(ok: pd.DataFrame) -> pd.DataFrame | None:
     rows = sized(ok)
     if rows.empty:
         return None
-    peaks = rows.groupby([*FAMILY, "size", "method"], sort=False)["peak_memory_mib"].median()
+    peaks = rows.groupby([*FACET_KEYS, "size", "method"], sort=False)["peak_memory_mib"].median()
     peaks = peaks.unstack("method")
     out = []
     for lighter, heavier in ORDERINGS:
@@ -90,7 +86,7 @@ def ordering_table(ok: pd.DataFrame) -> pd.DataFrame | None:
             continue
         both = peaks[[lighter, heavier]].dropna()
         ratio = both[lighter] / both[heavier]
-        holds, reversed_ = ratio < 1 / MARGIN, ratio > MARGIN
+        holds, reversed_ = ratio < 1 / TIE, ratio > TIE
         out.append(
             {
                 "ordering": f"{lighter} < {heavier}",

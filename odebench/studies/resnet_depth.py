@@ -147,7 +147,7 @@ class ResNetDepth(Study):
     def model(self, generator, *, depth: int):
         return nn.ModuleDict({"field": DepthIndexedMLP(*self._weights(generator, depth))})
 
-    def optimizer(self, params, depth: int = 1):
+    def optimizer(self, params, depth: int):
         """SGD at `LR_PER_LAYER` times the depth N (the follow-up's lr proportional to N): each
         layer's gradient is O(1/N), so the weights move at the same speed at every depth."""
         return torch.optim.SGD(params, lr=LR_PER_LAYER * depth)

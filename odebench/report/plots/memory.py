@@ -74,8 +74,8 @@ def memory_scaling(
             sizes = sorted(data["size"].unique())
             if len(sizes) <= 8:
                 ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
-            ax.set_title(f"{title}\npeak memory vs {_knob(data)}", fontsize=common.TITLE_SIZE)
-            ax.set_xlabel(_knob(data))
+            ax.set_title(f"{title}\npeak memory vs {knob_label(data)}", fontsize=common.TITLE_SIZE)
+            ax.set_xlabel(knob_label(data))
             ax.set_ylabel(LABELS["peak_memory_mib"])
             handles = common.method_handles(labels, styles, labels)
             ax.legend(
@@ -93,7 +93,7 @@ def memory_scaling(
     return Figure("Memory scaling", " ".join([caption, *gaps]), png, svg)
 
 
-def _knob(data: pd.DataFrame) -> str:
-    """The task's size knob as recorded (e.g. ``horizon T``), or ``size`` for old records."""
+def knob_label(data: pd.DataFrame, unknown: str = LABELS["size"]) -> str:
+    """The task's size knob as recorded (e.g. ``horizon T``), or `unknown` for old records."""
     knobs = data["size_knob"].dropna().unique() if "size_knob" in data.columns else []
-    return str(knobs[0]) if len(knobs) == 1 else LABELS["size"]
+    return str(knobs[0]) if len(knobs) == 1 else unknown
