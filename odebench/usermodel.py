@@ -309,7 +309,9 @@ def compare_methods(
 
     Args:
         func, y0, t, loss: your problem (see `UserTask`); none of them is modified.
-        methods: method names, or one name (None: every available one, `odebench.methods.names()`).
+        methods: method names, or one name (None: every available torch method; diffrax's
+            ``name@diffrax`` run on request, each compiling for a few seconds, on your model
+            translated to JAX through ``torch.export``).
         rtols: relative tolerances of an adaptive `solver`, or one (each positive).
         atol: absolute tolerance(s) of an adaptive `solver`, crossed with `rtols` (None: each
             ``rtol * ATOL_RATIO``, 1e-2, as ``odebench run``'s ``--atol-ratio``).
@@ -344,7 +346,9 @@ def compare_methods(
     load_plugins(plugins)
     task = UserTask(func, y0, t, loss, reference, reference_error)
     methods = (methods,) if isinstance(methods, str) else methods
-    names = tuple(methods) if methods is not None else tuple(method_registry.names())
+    if methods is None:
+        methods = [n for n, m in method_registry.items() if m.capabilities.framework == "torch"]
+    names = tuple(methods)
     for name in names:
         method_registry.get(name)
     grid = Grid(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -41,6 +42,7 @@ from odebench.jobs.base import (
     run_job,
 )
 from odebench.measure import CountedField, time_forward_backward, track_peak
+from odebench.measure.memory import XLA
 from odebench.methods.stepwise import trajectory_of
 from odebench.solvers.runge_kutta import replay
 
@@ -105,7 +107,9 @@ class Record(RecordBase):
     ``reference_hash`` names the content of the reference the errors were scored against.
     Times are the median and interquartile range over ``repeats`` runs after the counted run.
     Memory is the peak of forward plus backward above the pre-case baseline, in the counted run,
-    by ``memory_backend`` (``allocator``: exact tensor bytes). ``wall_time_s`` is the whole case
+    by ``memory_backend`` (``allocator``: exact tensor bytes; ``xla``: a JAX case's compiled
+    programs, `odebench.jax.program`). ``compile_time_s`` is a JAX case's ahead-of-time
+    compilation of its forward and backward programs (None for torch). ``wall_time_s`` is the whole case
     and ``stage_times_s`` its stages (build, counted run, reference, discrete-exact check,
     timing): the harness's own cost. ``warnings`` are
     the distinct warnings raised while the case ran (a worker's stderr is not read by anyone).
@@ -142,6 +146,7 @@ class Record(RecordBase):
     time_backward_iqr_s: float | None = None
     peak_memory_bytes: int | None = None
     memory_backend: str | None = None
+    compile_time_s: float | None = None
     wall_time_s: float | None = None
     stage_times_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -163,6 +168,7 @@ class Record(RecordBase):
         "time_backward_s",
         "time_backward_iqr_s",
         "peak_memory_bytes",
+        "compile_time_s",
         "wall_time_s",
     )
 
@@ -218,6 +224,8 @@ class BuiltCase:
     problem: tasks.Problem
     method: methods.GradientMethod
     options: dict[str, Any]
+    #: A JAX method's compiled gradient (`odebench.jax.program.Program`); None for torch methods.
+    program: Any = None
 
     def solve(self, func, y0):
         return self.method.odeint(
@@ -232,7 +240,13 @@ class BuiltCase:
 
     def forward_backward(self) -> None:
         """One forward and backward pass on the bare field, from a fresh leaf of the initial
-        state (what ratio cases time round by round); a non-finite loss raises."""
+        state (what ratio cases time round by round), or a JAX method's compiled forward and
+        backward; a non-finite loss raises."""
+        if self.program is not None:
+            loss = self.program.forward_backward()
+            if not math.isfinite(loss):
+                raise NonFiniteGradient(f"the loss is {loss}")
+            return
         y0 = self.problem.y0.detach().clone().requires_grad_(True)
         loss = self.problem.loss(self.solve(self.problem.func, y0))
         if not torch.isfinite(loss):
@@ -245,7 +259,8 @@ def build_case(case: Case, problem: tasks.Problem | None = None) -> BuiltCase:
 
     The case is resolved first (`resolve`), so ``BuiltCase.case`` holds the size, tolerances or
     step it actually runs with; a `problem` already built for the same task, size, seed, dtype
-    and device is reused (the methods of a ratio case share one).
+    and device is reused (the methods of a ratio case share one). A JAX method's gradient is
+    compiled here (`odebench.jax.program`).
     """
     case = resolve(case)
     check_device(case.device)
@@ -254,7 +269,18 @@ def build_case(case: Case, problem: tasks.Problem | None = None) -> BuiltCase:
         problem = tasks.get(case.task).build(
             case.size, dtype=torch_dtype(case.dtype), device=case.device, seed=case.seed
         )
-    return BuiltCase(case, problem, method, case.solver_options())
+    program = None
+    if method.capabilities.framework == "jax":
+        program = method.program(
+            problem,
+            solver=case.solver,
+            rtol=case.rtol,
+            atol=case.atol,
+            step_size=case.step_size,
+            max_steps=MAX_STEPS if case.max_steps is None else case.max_steps,
+            device=case.device,
+        )
+    return BuiltCase(case, problem, method, case.solver_options(), program)
 
 
 def gradients(func, y0: torch.Tensor, loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -307,6 +333,9 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     measured.update(method_backend=caps.backend, exact_discrete_gradient=caps.exact_discrete_gradient)
     measured.update(size_knob=tasks.get(case.task).size_knob)
     measured.update(n_params=problem.n_params, state_size=problem.state_size)
+    if built.program is not None:
+        _run_program(built, measured, stage, cache_dir)
+        return
 
     # 1. counted run, which is also where peak memory is measured and the timed runs' warm-up
     counted = CountedField(problem.func)
@@ -328,24 +357,7 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     _check_finite(loss, flat)
 
     # 2. reference (after the method, so a failing method fails as itself)
-    with stage("reference"):
-        reference = references.reference_gradient(case.task, case.size, case.seed, cache_dir=cache_dir)
-    measured.update(
-        reference_kind=reference.kind,
-        reference_error=reference.error_estimate,
-        reference_hash=reference.content_hash,
-    )
-    flat = flat.to(torch.float64).cpu()
-    ref = reference.flat
-    n_y0 = problem.y0.numel()
-    error = _rel(flat, ref)
-    measured.update(
-        grad_rel_error=error,
-        grad_rel_error_y0=_rel(flat[:n_y0], ref[:n_y0]),
-        grad_rel_error_params=_rel(flat[n_y0:], ref[n_y0:]) if len(ref) > n_y0 else None,
-        grad_cosine=torch.nn.functional.cosine_similarity(flat, ref, dim=0).item(),
-        at_reference_resolution=bool(error < 10 * reference.error_estimate),
-    )
+    _score(case, problem, flat, measured, stage, cache_dir)
 
     # 3. discrete-exact gradient: autograd through the method's own discrete solve
     with stage("discrete_exact"):
@@ -366,6 +378,61 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
         timing = time_forward_backward(
             forward_run, backward_run, repeats=case.repeats, warmup=0, device=case.device
         )
+    _record_timing(measured, timing)
+
+
+def _score(case: Case, problem: tasks.Problem, flat: torch.Tensor, measured, stage, cache_dir) -> None:
+    """The errors of the flattened gradient `flat` against the task's cached reference."""
+    with stage("reference"):
+        reference = references.reference_gradient(case.task, case.size, case.seed, cache_dir=cache_dir)
+    measured.update(
+        reference_kind=reference.kind,
+        reference_error=reference.error_estimate,
+        reference_hash=reference.content_hash,
+    )
+    flat = flat.to(torch.float64).cpu()
+    ref = reference.flat
+    n_y0 = problem.y0.numel()
+    error = _rel(flat, ref)
+    measured.update(
+        grad_rel_error=error,
+        grad_rel_error_y0=_rel(flat[:n_y0], ref[:n_y0]),
+        grad_rel_error_params=_rel(flat[n_y0:], ref[n_y0:]) if len(ref) > n_y0 else None,
+        grad_cosine=torch.nn.functional.cosine_similarity(flat, ref, dim=0).item(),
+        at_reference_resolution=bool(error < 10 * reference.error_estimate),
+    )
+
+
+def _run_program(built: BuiltCase, measured: dict[str, Any], stage: Stages, cache_dir) -> None:
+    """A JAX method's case: its program was compiled at build (`odebench.jax.program`); the
+    counted run is one forward and backward (also the timed runs' warm-up), counts come from a
+    counting program of their own, memory from XLA's account of the compiled programs (or
+    memray's around the counted run, when the case asks for memray)."""
+    case, problem, program = built.case, built.problem, built.program
+    measured.update(compile_time_s=sum(program.compile_s.values()))
+    if case.memory == "memray":
+        with track_peak(case.device, "memray") as memory, stage("counted_run"):
+            state = program.forward()
+            grads = program.backward(state)
+        measured.update(peak_memory_bytes=memory.peak_bytes, memory_backend=memory.backend)
+    else:
+        with stage("counted_run"):
+            state = program.forward()
+            grads = program.backward(state)
+        measured.update(peak_memory_bytes=program.peak_bytes(), memory_backend=XLA)
+    with stage("counting"):
+        measured.update(program.counts())
+    flat = program.flat_gradient(grads, problem.func)
+    _check_finite(torch.tensor(float(state[0])), flat)
+    _score(case, problem, flat, measured, stage, cache_dir)
+    with stage("timing"):
+        timing = time_forward_backward(
+            program.forward, program.backward, repeats=case.repeats, warmup=0, device=case.device
+        )
+    _record_timing(measured, timing)
+
+
+def _record_timing(measured: dict[str, Any], timing) -> None:
     measured.update(
         time_forward_s=timing.forward.median,
         time_forward_iqr_s=timing.forward.iqr,

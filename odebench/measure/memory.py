@@ -58,12 +58,14 @@ try:
 except ImportError:  # memray is not built for every platform (Windows)
     memray = None
 
-#: The backends a run can ask for, default first; `BACKENDS` adds the reading of none.
+#: The backends a run can ask for, default first; `BACKENDS` adds the reading of none and
+#: `XLA`, the compiled programs' own account that JAX cases report (`odebench.jax.program`).
 CHOICES = ("allocator", "memray", "cuda")
-BACKENDS = (*CHOICES, "unavailable")
+XLA = "xla"
+BACKENDS = (*CHOICES, XLA, "unavailable")
 #: Backends whose figure is the same in every run of the same code: a comparison judges any
 #: change of theirs (`odebench.comparison`), where memray's moves by a few KB.
-EXACT = frozenset({"allocator"})
+EXACT = frozenset({"allocator", XLA})
 
 
 @dataclass

@@ -43,9 +43,9 @@ NEWER = ("reversible", "reversible_heun", "mali", "checkpointed", "backsolve_che
 #: The method that time and memory ratios are taken against: plain backpropagation.
 BASELINE = "naive"
 
-from odebench.methods import peers, torchode_peer, torchsde_peer  # noqa: E402
+from odebench.methods import diffrax_peer, peers, torchode_peer, torchsde_peer  # noqa: E402
 
-for _peer_module in (peers, torchsde_peer, torchode_peer):  # installed or not, with the reason
+for _peer_module in (peers, torchsde_peer, torchode_peer, diffrax_peer):  # installed or not, with the reason
     _peer_module.register_all(registry)
 
 names = registry.names

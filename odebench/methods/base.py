@@ -37,6 +37,9 @@ class Capabilities:
             or a state per step) or ``"flat"`` (independent of N: a fixed number of states).
         cost_per_input: the backward pass costs one solve per input entry (``y0`` and the
             parameters), as forward mode does, rather than one backward sweep.
+        framework: where the solve runs: ``"torch"`` (``odeint`` returns a torch solution that
+            ``backward()`` differentiates) or ``"jax"`` (the method compiles a JAX program of the
+            whole gradient, `odebench.jax.program`; ``odeint`` refuses).
     """
 
     exact_discrete_gradient: bool
@@ -49,14 +52,19 @@ class Capabilities:
     torchdiffeq_grid: bool = False
     memory_in_steps: str = "linear"
     cost_per_input: bool = False
+    framework: str = "torch"
 
     def __post_init__(self) -> None:
         if self.memory_in_steps not in MEMORY_IN_STEPS:
             raise ValueError(f"memory_in_steps must be one of {', '.join(MEMORY_IN_STEPS)}")
+        if self.framework not in FRAMEWORKS:
+            raise ValueError(f"framework must be one of {', '.join(FRAMEWORKS)}")
 
 
 #: The values of `Capabilities.memory_in_steps`.
 MEMORY_IN_STEPS = ("linear", "flat")
+#: The values of `Capabilities.framework`.
+FRAMEWORKS = ("torch", "jax")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from odebench.report.claims import CONFIDENCE, MIN_PAIRS, findings_table, gradie
 from odebench.report.data import ok_rows, prepare
 from odebench.report.depth import depth_table
 from odebench.report.document import Block, Document, Section, Table
+from odebench.report.frameworks import framework_table
 from odebench.report.html import to_html
 from odebench.report.markdown import to_markdown
 from odebench.report.recommend import NEAR_BEST, TIE, wins_summary, wins_table
@@ -139,6 +140,7 @@ def build_document(
             Section("Accuracy vs cost", tuple(plots.accuracy_vs_cost(df, ok, styles, figures_dir))),
             Section("Memory scaling", (_memory(df, ok, styles, figures_dir),)),
             *_size_section(ok, groups),
+            *_framework_section(ok, groups),
             Section("Time split", tuple(plots.time_split(df, ok, styles, figures_dir)) or (_NO_TIME,)),
             Section(
                 "Gradient error vs tolerance",
@@ -295,6 +297,26 @@ def _size_section(ok, groups) -> list[Section]:
     if orderings is not None:
         blocks.append(Table("Memory orderings of Matsubara et al. (2021), Table 1", orderings, _ORDER_NOTE))
     return [Section("Memory and time against size", tuple(blocks))]
+
+
+def _framework_section(ok, groups) -> list[Section]:
+    """PyTorch and JAX methods side by side (none without a context that ran both)."""
+    table = framework_table(ok, groups)
+    if table is None:
+        return []
+    return [
+        Section("PyTorch or JAX?", (Table("Per context: torch and diffrax methods", table, _FRAMEWORK_NOTE),))
+    ]
+
+
+_FRAMEWORK_NOTE = (
+    "A context is one task, size, solver, setting, dtype and device; n is the number of seeds. Time per "
+    "gradient is the median forward plus backward after a warm-up (a JAX program after its compile, "
+    "which is given apart); time x naive is from the same-run ratio cases ('–' where not timed). Memory "
+    "is the peak of one forward plus backward by the backend named (allocator: torch's tensor bytes; "
+    "xla: the compiled programs' temporaries and outputs). diffrax steps on its own grid, so its rows "
+    "compare error and cost, not discrete-exact gradients."
+)
 
 
 _SIZE_NOTE = (

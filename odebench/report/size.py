@@ -58,15 +58,16 @@ def size_tables(ok: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed]) -> 
                     share = naive.get(size)
                     relative = f" ({peak / share:.2f}x)" if share else ""
                     row[memory] = f"{peak:.3g} MiB{relative} n={len(at)}"
-                    row[time] = _time(groups, at.iloc[0], method)
+                    row[time] = time_vs_naive(groups, at.iloc[0], method)
                 out.append(row)
         tables[f"{task} ({knob}), {dtype}, {device}"] = pd.DataFrame(out)
     return tables
 
 
-def _time(groups: dict[tuple[str, str], GroupSpeed], record: pd.Series, method: str) -> str:
+def time_vs_naive(groups: dict[tuple[str, str], GroupSpeed], record: pd.Series, method: str) -> str:
     if method == "naive":
         return "1"
+    """`method`'s same-run time over naive's in `record`'s group ("–" where not timed)."""
     group = groups.get((record["regime"], record["setting"]))
     speed = group.compare(method, "naive") if group is not None else None
     return "–" if speed is None else f"{speed.median:.2f}x"
