@@ -45,7 +45,7 @@ format: setup
 # Benchmarking (docs/benchmarking.md). The CI gate is the `gate` suite compared with the committed
 # baseline results file by `odebench compare` (the same engine and policy); `make baseline`
 # re-measures that file after an intended change (commit it with the change).
-.PHONY: gate baseline perf asv-smoke scale-reports memory-backends cuda-check
+.PHONY: gate baseline perf asv-smoke scale-reports memory-backends compiled-step cuda-check
 # One name for the whole recipe (`?=` would re-run mktemp at each use).
 ifndef GATE_RUN
 GATE_RUN := $(shell mktemp -u /tmp/odebench-gate-XXXXXX).jsonl
@@ -72,6 +72,10 @@ asv-smoke: setup
 # The allocator memory backend against memray (and, on a GPU, the CUDA allocator's own peak).
 memory-backends: setup
 	$(PY) -m benchmarks.memory_backends --suite quick
+
+# What torch.compile recovers: one step compiled against the whole fixed-step loop (about 8 min).
+compiled-step: setup
+	$(PY) -m benchmarks.compiled_step
 
 # The GPU check (scripts/cuda-check): CUDA tests, the scale suite, one training study, the memory
 # backends and the report into one folder, within 8 minutes. `make cuda-check DEVICE=cpu` is its

@@ -155,6 +155,6 @@ def _overhead(records: Sequence[Record]) -> str:
     return (
         f"each case took a median {ratio:.0f}x the time of one forward+backward, because it is run "
         "several times: the counted run (which measures peak memory and warms up), the exactness "
-        "check and the timed repeats (and the reference gradient's lookup); a JAX case's compile "
-        "time is left out, and its count of evaluations is a second program"
+        "check and the timed repeats (and the reference gradient's lookup); compile time (JAX "
+        "programs, compiled steps) is left out, and a JAX case's count of evaluations is a second program"
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import gc
 import math
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -109,7 +110,9 @@ class Record(RecordBase):
     Memory is the peak of forward plus backward above the pre-case baseline, in the counted run,
     by ``memory_backend`` (``allocator``: exact tensor bytes; ``xla``: a JAX case's compiled
     programs, `odebench.jax.program`). ``compile_time_s`` is a JAX case's ahead-of-time
-    compilation of its forward and backward programs (None for torch). ``wall_time_s`` is the whole case
+    compilation of its forward and backward programs, or a compiling torch method's first
+    forward and backward (`Capabilities.compiles`); None otherwise. ``framework`` is where the
+    method's solve runs (torch or jax). ``wall_time_s`` is the whole case
     and ``stage_times_s`` its stages (build, counted run, reference, discrete-exact check,
     timing): the harness's own cost. ``warnings`` are
     the distinct warnings raised while the case ran (a worker's stderr is not read by anyone).
@@ -120,6 +123,7 @@ class Record(RecordBase):
     status: str
     error: str | None = None
     method_backend: str | None = None
+    framework: str | None = None
     exact_discrete_gradient: bool | None = None
     size_knob: str | None = None
     n_params: int | None = None
@@ -331,11 +335,18 @@ def _run(case: Case, measured: dict[str, Any], cache_dir) -> None:
     method, problem = built.method, built.problem
     caps = method.capabilities
     measured.update(method_backend=caps.backend, exact_discrete_gradient=caps.exact_discrete_gradient)
+    measured.update(framework=caps.framework)
     measured.update(size_knob=tasks.get(case.task).size_knob)
     measured.update(n_params=problem.n_params, state_size=problem.state_size)
     if built.program is not None:
         _run_program(built, measured, stage, cache_dir)
         return
+
+    if caps.compiles:  # the first solve compiles: timed apart, so the counted run measures the graph
+        started = time.perf_counter()
+        with stage("compile"):
+            built.forward_backward()
+        measured.update(compile_time_s=time.perf_counter() - started)
 
     # 1. counted run, which is also where peak memory is measured and the timed runs' warm-up
     counted = CountedField(problem.func)

@@ -46,17 +46,18 @@ class EvaluationCounts:
 
 
 class _CountVJP(torch.autograd.Function):
-    """Identity on the field's output whose backward counts one vector-Jacobian product."""
+    """Identity on the field's output whose backward counts `vjps` vector-Jacobian products (one
+    per evaluation of the field that produced it)."""
 
     @staticmethod
-    def forward(ctx, output: torch.Tensor, counter: CountedField) -> torch.Tensor:
-        ctx.counter = counter
+    def forward(ctx, output: torch.Tensor, counter: CountedField, vjps: int = 1) -> torch.Tensor:
+        ctx.counter, ctx.vjps = counter, vjps
         return output.view_as(output)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        ctx.counter.counts[ctx.counter.current_phase].vjp += 1
-        return grad_output, None
+        ctx.counter.counts[ctx.counter.current_phase].vjp += ctx.vjps
+        return grad_output, None, None
 
 
 class CountedField(nn.Module):
@@ -93,6 +94,15 @@ class CountedField(nn.Module):
     def reset(self) -> None:
         self.counts = {p: EvaluationCounts() for p in PHASES}
 
+    def evaluated_inside(self, output: torch.Tensor, evaluations: int) -> torch.Tensor:
+        """Count `evaluations` calls of the wrapped field made inside a compiled graph (which
+        calls it, not this wrapper) that returned `output`; as many VJPs are counted when the
+        backward passes through `output`."""
+        self.counts[self.current_phase].nfe += evaluations
+        if torch.is_grad_enabled() and output.requires_grad:
+            output = _CountVJP.apply(output, self, evaluations)
+        return output
+
     # torchdiffeq's callback protocol (forward solve and the adjoint's backward solve).
     def callback_step(self, t0, y0, dt) -> None:
         self.counts[self.current_phase].steps += 1
@@ -105,6 +115,16 @@ class CountedField(nn.Module):
 
     def callback_reject_step_adjoint(self, t0, y0, dt) -> None:
         self.counts["backward"].rejected += 1
+
+
+def unwrapped(func: nn.Module) -> nn.Module:
+    """The field a `CountedField` wraps, or `func` itself: what a compiled graph should call."""
+    return func.func if isinstance(func, CountedField) else func
+
+
+def count_evaluations(func: nn.Module, output: torch.Tensor, evaluations: int) -> torch.Tensor:
+    """`CountedField.evaluated_inside` where `func` counts, else `output` unchanged."""
+    return func.evaluated_inside(output, evaluations) if isinstance(func, CountedField) else output
 
 
 def notify(func: nn.Module, callback: str, t0, y0, dt) -> None:

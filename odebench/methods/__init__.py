@@ -16,6 +16,7 @@ from odebench.methods.adjoint import Adjoint
 from odebench.methods.backsolve_checkpointed import BacksolveCheckpointed
 from odebench.methods.base import Capabilities, GradientMethod, MethodOption
 from odebench.methods.checkpointed import Checkpointed
+from odebench.methods.compiled_step import CompiledStep
 from odebench.methods.forward_mode import ForwardMode
 from odebench.methods.mali import MALI
 from odebench.methods.naive import Naive
@@ -36,6 +37,7 @@ registry.register("mali", MALI())
 registry.register("checkpointed", Checkpointed())
 registry.register("backsolve_checkpointed", BacksolveCheckpointed())
 registry.register("forward", ForwardMode())
+registry.register("compiled_step", CompiledStep())
 
 CORE = ("naive", "adjoint", "seminorm", "aca", "symplectic")
 #: The methods of 2021-2024 beside them (reversible schemes, checkpointing, forward mode).

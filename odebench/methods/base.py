@@ -37,6 +37,8 @@ class Capabilities:
             or a state per step) or ``"flat"`` (independent of N: a fixed number of states).
         cost_per_input: the backward pass costs one solve per input entry (``y0`` and the
             parameters), as forward mode does, rather than one backward sweep.
+        compiles: the first solve of a field compiles (``torch.compile``): the harness runs one
+            forward and backward before the counted run and records it as the compile time.
         framework: where the solve runs: ``"torch"`` (``odeint`` returns a torch solution that
             ``backward()`` differentiates) or ``"jax"`` (the method compiles a JAX program of the
             whole gradient, `odebench.jax.program`; ``odeint`` refuses).
@@ -52,6 +54,7 @@ class Capabilities:
     torchdiffeq_grid: bool = False
     memory_in_steps: str = "linear"
     cost_per_input: bool = False
+    compiles: bool = False
     framework: str = "torch"
 
     def __post_init__(self) -> None:

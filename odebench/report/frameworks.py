@@ -1,7 +1,7 @@
 """The report's framework view: PyTorch methods and diffrax's (JAX) on the same problems.
 
-A JAX case is a record with a compile time (`odebench.jobs.gradient.Record.compile_time_s`): its
-gradient is a compiled program, timed after compilation, with the compilation reported apart. Per
+A JAX case is a record whose ``framework`` is jax: its gradient is a compiled program, timed after
+compilation, with the compilation reported apart (as a compiling torch method's first call is). Per
 context (one task, size, solver, setting, dtype and device: nothing pooled across them) one row per
 method gives its framework, time per gradient (forward plus backward, median over seeds), its
 time over naive's from the same-run ratio cases, compile time, peak memory with the backend that
@@ -25,17 +25,18 @@ CONTEXT = ["task", "size", "solver", "setting", "dtype", "device"]
 def framework_table(ok: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed]) -> pd.DataFrame | None:
     """The contexts where both a torch and a JAX method succeeded, one row per method; None when
     no context has both."""
-    if ok.empty or "compile_time_s" not in ok or ok["compile_time_s"].isna().all():
+    if ok.empty or "framework" not in ok or not (ok["framework"] == "jax").any():
         return None
     out = []
     for key, rows in ok.groupby(CONTEXT, sort=False, dropna=False):
-        jax_rows = rows["compile_time_s"].notna()
+        jax_rows = rows["framework"] == "jax"
         if not jax_rows.any() or jax_rows.all():
             continue
         context = dict(zip(CONTEXT, key))
         for method in method_order(rows["method"]):
             mine = rows[rows["method"] == method]
             compiled = mine["compile_time_s"].notna().all()
+            framework = mine["framework"].fillna("torch").iloc[0]  # files older than the field: torch
             peak, backend = mine["peak_memory_mib"].median(), mine["memory_backend"].iloc[0]
             out.append(
                 {
@@ -43,7 +44,7 @@ def framework_table(ok: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed])
                     "solver": context["solver"],
                     "setting": context["setting"],
                     "method": method,
-                    "framework": "jax" if compiled else "torch",
+                    "framework": framework,
                     "ms per gradient": f"{1e3 * mine['time_total_s'].median():.3g}",
                     "time x naive": time_vs_naive(groups, mine.iloc[0], method),
                     "compile s": f"{mine['compile_time_s'].median():.2f}" if compiled else "–",

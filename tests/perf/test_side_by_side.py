@@ -49,7 +49,11 @@ THREADS = int(os.environ.get("ODEBENCH_PERF_THREADS", "2"))
 ROUNDS = 9
 CORE = ("naive", "aca", "symplectic")
 load_plugins(p for p in os.environ.get("ODEBENCH_PLUGINS", "").split(os.pathsep) if p)
-PEERS = tuple(n for n in methods.names() if "@" in n and methods.get(n).supports("dopri5"))
+PEERS = tuple(
+    n
+    for n in methods.names()
+    if "@" in n and methods.get(n).supports("dopri5") and methods.get(n).capabilities.framework == "torch"
+)
 
 
 @dataclass(frozen=True)

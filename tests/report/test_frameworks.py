@@ -13,6 +13,7 @@ def test_jax_rows_carry_compile_time_and_their_memory_backend(synthetic_frame):
     jax_rows = frame["method"] == "symplectic"  # planted as if compiled: 2.5 s, XLA's memory
     frame.loc[jax_rows, "compile_time_s"] = 2.5
     frame.loc[jax_rows, "memory_backend"] = "xla"
+    frame["framework"] = ["jax" if jax else "torch" for jax in jax_rows]
     groups = speeds(prepare_ratios(ratio_frame_of(synthetic_ratios())))
     table = framework_table(ok_rows(prepare(frame)), groups)
     # 2 tasks x 2 sizes x 2 tolerances, 5 methods each: every context has both frameworks.
