@@ -8,7 +8,7 @@ by the caller keeps its own threading, which `threading_pinned` reports).
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import os
 
 #: What a plain install is missing, named in every refusal.
@@ -23,8 +23,14 @@ _state: dict[str, bool] = {}
 
 def missing() -> str | None:
     """Why the JAX backend cannot be used here (a one-line reason with the install hint), or
-    None when every package of `PACKAGES` is installed. Checks without importing them."""
-    absent = [name for name in PACKAGES if importlib.util.find_spec(name) is None]
+    None when every distribution of `PACKAGES` is installed. Reads the installed distributions
+    without importing them (a folder named ``jax`` on the path is not an install)."""
+    absent = []
+    for name in PACKAGES:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            absent.append(name)
     if absent:
         return f"{', '.join(absent)} not installed ({INSTALL_HINT})"
     return None

@@ -59,12 +59,16 @@ def test_missing_backend_is_unavailable_with_the_install_hint(monkeypatch):
 
 
 def test_missing_names_absent_packages(monkeypatch):
-    import importlib.util
+    import importlib.metadata
 
     from odebench import jax as backend
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "diffrax" else real(name))
+    def distribution(name):
+        if name == "diffrax":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return object()
+
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
     assert backend.missing() == "diffrax not installed (pip install 'odebench[jax]')"
 
 
