@@ -32,7 +32,7 @@ from odebench.methods.compiled_step import rk_step
 from odebench.solvers.runge_kutta import integrate, replay
 
 
-def unrolled(step, problem, trajectory):
+def unrolled(step, trajectory):
     """The fixed-step loop over `trajectory`'s grid as one function of ``y0`` (what ``compiled
     loop`` hands to ``torch.compile``): outputs inside a step by torchdiffeq's linear interpolation,
     in tensors throughout, so no value leaves the graph."""
@@ -58,7 +58,7 @@ def variants(problem, solver_name: str):
         _, trajectory = integrate(
             problem.func, problem.y0, problem.t, solver, None, None, {"step_size": problem.step_size}
         )
-    compiled_loop = torch.compile(unrolled(rk_step(problem.func, solver), problem, trajectory), dynamic=False)
+    compiled_loop = torch.compile(unrolled(rk_step(problem.func, solver), trajectory), dynamic=False)
     method = methods.get("compiled_step")
 
     def gradient(solve):

@@ -60,13 +60,15 @@ PLATFORMS = {"cpu": "cpu", "cuda": "gpu"}
 
 def jax_device(device) -> Any:
     """JAX's first device of the kind of torch `device`; one line naming what JAX has otherwise."""
-    kind = torch.device(device).type
-    platform = PLATFORMS.get(kind)
+    device = torch.device(device)
+    kind, platform = device.type, PLATFORMS.get(device.type)
     if platform is not None:
         try:
-            return jax.devices(platform)[0]
+            found = jax.devices(platform)
         except RuntimeError:
-            pass
+            found = []
+        if (device.index or 0) < len(found):
+            return found[device.index or 0]
     have = ", ".join(sorted({d.platform for d in jax.devices()}))
     raise UnsupportedError(f"JAX has no {kind} device here (it has: {have}); JAX methods run on those")
 
@@ -112,15 +114,22 @@ class Setup:
     rtol: float | None
     atol: float | None
     step_size: float | None
-    max_steps: int
+    max_steps_per_interval: int
+    intervals: int
+
+    @property
+    def max_steps(self) -> int:
+        """diffrax's budget for the whole solve: odebench's is per output interval."""
+        return self.max_steps_per_interval * self.intervals
 
 
 class Program:
     """The compiled forward and backward programs of one case, and what they measured."""
 
-    def __init__(self, jp: JaxProblem, setup: Setup) -> None:
+    def __init__(self, jp: JaxProblem, setup: Setup, device) -> None:
         self.problem = jp
         self.setup = setup
+        self.device = device
         self.params = jp.field.params
         self.compile_s: dict[str, float] = {}
         loss_of = self._loss_of(counter=None)
@@ -133,16 +142,20 @@ class Program:
             started = time.perf_counter()
             backward = jax.jit(lambda pull: pull(jnp.ones((), dtype=jp.y0.dtype)))
             self._backward = backward.lower(pullback).compile()
-        else:
+            self.compile_s["backward"] = time.perf_counter() - started
+        else:  # one solve carries the tangents; its loss and statistics come back as aux
 
             def value_and_gradient(p, y):
-                loss, stats = loss_of(p, y)
-                grad = jax.jacfwd(lambda p_, y_: loss_of(p_, y_)[0], argnums=(0, 1))(p, y)
+                def with_value(p_, y_):
+                    loss, stats = loss_of(p_, y_)
+                    return loss, (loss, stats)
+
+                grad, (loss, stats) = jax.jacfwd(with_value, argnums=(0, 1), has_aux=True)(p, y)
                 return loss, grad, stats
 
             self._forward = jax.jit(value_and_gradient).lower(self.params, jp.y0).compile()
+            self.compile_s["forward"] = time.perf_counter() - started
             self._backward = None
-        self.compile_s["backward"] = time.perf_counter() - started if setup.reverse_mode else 0.0
 
     def _loss_of(self, counter: Callable[[], None] | None):
         jp, setup = self.problem, self.setup
@@ -203,9 +216,10 @@ class Program:
         except Exception as exc:
             if "maximum number of solver steps was reached" not in str(exc):
                 raise
-            budget = self.setup.max_steps
+            setup = self.setup
             raise MaxStepsExceeded(
-                f"diffrax: the maximum number of solver steps ({budget}) was reached"
+                f"diffrax: the step budget was reached ({setup.max_steps_per_interval} steps per output "
+                f"interval, {setup.max_steps} in all)"
             ) from None
 
     def forward_backward(self) -> float:
@@ -243,7 +257,8 @@ class Program:
         else:
             differentiate = jax.jacfwd(lambda p, y: gradient_loss(p, y)[0], argnums=(0, 1))
         program = jax.jit(lambda p, y: (forward_loss(p, y), differentiate(p, y)))
-        (_, stats), _ = program(self.params, self.problem.y0)
+        with jax.default_device(self.device), self._budget():
+            (_, stats), _ = program(self.params, self.problem.y0)
         jax.block_until_ready(stats)
         jax.effects_barrier()
         return {
@@ -265,14 +280,15 @@ class Program:
             else torch.zeros(p.shape, dtype=torch.float64)
             for name, p in func.named_parameters()
         }
-        return references.flatten(torch.from_numpy(np.array(y0_grad)), by_name).to(torch.float64)
+        return references.flatten(torch.from_numpy(np.array(y0_grad)), by_name)
 
 
 def compile_program(problem, setup: Setup, device="cpu") -> Program:
     """`problem` translated to JAX on the device of `device`'s kind and its gradient by `setup`
     compiled there."""
-    with jax.default_device(jax_device(device)):
-        return Program(jax_problem(problem), setup)
+    target = jax_device(device)
+    with jax.default_device(target):
+        return Program(jax_problem(problem), setup, target)
 
 
 __all__ = ["SOLVERS", "JaxProblem", "Program", "Setup", "compile_program", "jax_problem"]

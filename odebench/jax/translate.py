@@ -51,7 +51,7 @@ def _expand(x, size, implicit=False):
 def _reduce(reduction):
     def apply(x, dim=None, keepdim=False, dtype=None):
         axis = None if dim is None or dim == [] else tuple(_dim(d, x.ndim) for d in np.atleast_1d(dim))
-        return reduction(x, axis=axis, keepdims=keepdim)
+        return reduction(_as(x, dtype), axis=axis, keepdims=keepdim)
 
     return apply
 
@@ -111,11 +111,28 @@ def _alpha(op):
 
 def _cast(x, *args, dtype=None, **kwargs):
     dtypes = [a for a in args if isinstance(a, torch.dtype)]
-    dtype = dtype or (dtypes[0] if dtypes else None)
-    return x if dtype is None else x.astype(_DTYPES[dtype])
+    return _as(x, dtype or (dtypes[0] if dtypes else None))
 
 
-_DTYPES = {torch.float64: np.float64, torch.float32: np.float32, torch.int64: np.int64}
+_DTYPES = {
+    torch.float64: np.float64,
+    torch.float32: np.float32,
+    torch.float16: np.float16,
+    torch.bfloat16: jnp.bfloat16,
+    torch.int64: np.int64,
+    torch.int32: np.int32,
+    torch.bool: np.bool_,
+}
+
+
+def _as(x, dtype):
+    """`x` in torch dtype `dtype` (None: unchanged)."""
+    if dtype is None:
+        return x
+    if dtype not in _DTYPES:
+        raise UnsupportedError(f"dtype {dtype} in the JAX translation; valid: {', '.join(map(str, _DTYPES))}")
+    return x.astype(_DTYPES[dtype])
+
 
 #: ATen operation -> its JAX evaluation, with ATen's argument order and defaults.
 OPERATIONS: dict[Any, Callable[..., Any]] = {
@@ -140,14 +157,16 @@ OPERATIONS: dict[Any, Callable[..., Any]] = {
     aten.tanh.default: jnp.tanh,
     aten.sigmoid.default: jax.nn.sigmoid,
     aten.relu.default: jax.nn.relu,
-    aten.softplus.default: lambda x, beta=1, threshold=20: jax.nn.softplus(beta * x) / beta,
+    aten.softplus.default: lambda x, beta=1, threshold=20: jnp.where(
+        beta * x > threshold, x, jax.nn.softplus(beta * x) / beta
+    ),
     aten.exp.default: jnp.exp,
     aten.log.default: jnp.log,
     aten.sqrt.default: jnp.sqrt,
     aten.sin.default: jnp.sin,
     aten.cos.default: jnp.cos,
     aten.abs.default: jnp.abs,
-    aten.softmax.int: lambda x, dim, dtype=None: jax.nn.softmax(x, axis=dim),
+    aten.softmax.int: lambda x, dim, dtype=None: jax.nn.softmax(_as(x, dtype), axis=dim),
     aten._softmax.default: lambda x, dim, half_to_float=False: jax.nn.softmax(x, axis=dim),
     aten.sum.default: _reduce(jnp.sum),
     aten.sum.dim_IntList: _reduce(jnp.sum),
@@ -212,16 +231,32 @@ def translate(
             warnings.simplefilter("ignore", FutureWarning)
             exported = torch.export.export(module, tuple(example_inputs), strict=False)
     except Exception as exc:  # export's own errors span many types and many lines
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnsupportedError(f"{name} cannot be exported by torch.export for JAX: {first}") from None
+        raise UnsupportedError(
+            f"{name} cannot be exported by torch.export for JAX: {_first_line(exc)}"
+        ) from None
     if _unknown(exported):
-        exported = exported.run_decompositions()
+        try:
+            exported = exported.run_decompositions()
+        except Exception as exc:
+            raise UnsupportedError(
+                f"{name} cannot be decomposed to core ATen for JAX: {_first_line(exc)}"
+            ) from None
+    outputs = [spec.kind.name for spec in exported.graph_signature.output_specs]
+    if outputs != ["USER_OUTPUT"]:
+        raise UnsupportedError(
+            f"{name} must return one tensor and change no buffer for JAX; it returns {', '.join(outputs)}"
+        )
     unknown = _unknown(exported)
     if unknown:
         raise UnsupportedError(
             f"{name} uses operation(s) the JAX translation lacks: {', '.join(sorted(unknown))}"
         )
     return _interpreter(module, exported)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _unknown(exported) -> set[str]:
@@ -260,6 +295,8 @@ def _interpreter(module: nn.Module, exported) -> Translated:
                 return env[a.name]
             if isinstance(a, (list, tuple)):
                 return type(a)(value(x) for x in a)
+            if isinstance(a, dict):
+                return {k: value(x) for k, x in a.items()}
             return a
 
         for node in nodes:

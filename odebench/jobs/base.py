@@ -339,7 +339,7 @@ def classify(exc: BaseException) -> str:
 #: How a step budget ran out reads (torchdiffeq and the native integrator, diffrax).
 _MAX_STEPS = ("max_num_steps exceeded", "maximum number of solver steps was reached")
 #: How an allocation beyond the memory limit reads (torch's CPU and CUDA allocators, the OS).
-_OUT_OF_MEMORY = ("can't allocate memory", "Cannot allocate memory", "out of memory")
+_OUT_OF_MEMORY = ("can't allocate memory", "Cannot allocate memory", "out of memory", "RESOURCE_EXHAUSTED")
 
 
 def check_device(device: str) -> None:

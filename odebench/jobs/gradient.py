@@ -417,8 +417,10 @@ def _score(case: Case, problem: tasks.Problem, flat: torch.Tensor, measured, sta
 def _run_program(built: BuiltCase, measured: dict[str, Any], stage: Stages, cache_dir) -> None:
     """A JAX method's case: its program was compiled at build (`odebench.jax.program`); the
     counted run is one forward and backward (also the timed runs' warm-up), counts come from a
-    counting program of their own, memory from XLA's account of the compiled programs (or
-    memray's around the counted run, when the case asks for memray)."""
+    counting program of their own, memory from XLA's account of the compiled programs (memray's
+    around the counted run when the case asks for memray; the torch allocator sees no XLA
+    buffer, so any other request is read as XLA's). diffrax's grid is its own: no discrete-exact
+    figure, and its backward steps are not reported."""
     case, problem, program = built.case, built.problem, built.program
     measured.update(compile_time_s=sum(program.compile_s.values()))
     if case.memory == "memray":
@@ -431,10 +433,10 @@ def _run_program(built: BuiltCase, measured: dict[str, Any], stage: Stages, cach
             state = program.forward()
             grads = program.backward(state)
         measured.update(peak_memory_bytes=program.peak_bytes(), memory_backend=XLA)
-    with stage("counting"):
-        measured.update(program.counts())
     flat = program.flat_gradient(grads, problem.func)
     _check_finite(torch.tensor(float(state[0])), flat)
+    with stage("counting"):
+        measured.update(program.counts())
     _score(case, problem, flat, measured, stage, cache_dir)
     with stage("timing"):
         timing = time_forward_backward(

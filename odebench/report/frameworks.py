@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from odebench.jobs.base import problem_label
 from odebench.report.size import time_vs_naive
 from odebench.report.speed import GroupSpeed
 from odebench.report.style import method_order
@@ -40,7 +41,7 @@ def framework_table(ok: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed])
             peak, backend = mine["peak_memory_mib"].median(), mine["memory_backend"].iloc[0]
             out.append(
                 {
-                    "task[size]": f"{context['task']}[{int(context['size'])}]",
+                    "task[size]": problem_label(context["task"], context["size"]),
                     "solver": context["solver"],
                     "setting": context["setting"],
                     "method": method,

@@ -65,9 +65,9 @@ def size_tables(ok: pd.DataFrame, groups: dict[tuple[str, str], GroupSpeed]) -> 
 
 
 def time_vs_naive(groups: dict[tuple[str, str], GroupSpeed], record: pd.Series, method: str) -> str:
+    """`method`'s same-run time over naive's in `record`'s group ("–" where not timed)."""
     if method == "naive":
         return "1"
-    """`method`'s same-run time over naive's in `record`'s group ("–" where not timed)."""
     group = groups.get((record["regime"], record["setting"]))
     speed = group.compare(method, "naive") if group is not None else None
     return "–" if speed is None else f"{speed.median:.2f}x"

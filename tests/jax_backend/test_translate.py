@@ -71,3 +71,47 @@ def test_untranslatable_modules_refused_in_one_line(module, message):
             module, (torch.tensor(0.0, dtype=torch.float64), torch.ones(3, dtype=torch.float64))
         )
     assert "\n" not in str(caught.value)
+
+
+class _Ops(nn.Module):
+    """Operations at their less common arguments: negative dims, keepdim, a reduction's dtype,
+    softplus past its threshold."""
+
+    def forward(self, t, y):
+        a = torch.nn.functional.softplus(y, beta=2.0, threshold=5.0)
+        b = y.sum(dim=-1, keepdim=True, dtype=torch.float64).expand(-1, 4)
+        c = torch.cat([y[:, -1:], y[..., :-1]], dim=-1).unsqueeze(-1).squeeze(-1)
+        return a + b * c.mean(dim=(-2, -1)) + torch.softmax(y, dim=-1)
+
+
+def test_less_common_arguments_match_torch():
+    translate, _ = _jax()
+    y = 4 * torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor(0.0, dtype=torch.float64)
+    module = _Ops()
+    fn = translate.translate(module, (t, y))
+    assert _rel(fn.fn(fn.params, translate.to_jax(t), translate.to_jax(y)), module(t, y)) < 1e-14
+
+
+class _Pair(nn.Module):
+    def forward(self, t, y):
+        return y, -y
+
+
+class _Counting(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, t, y):
+        self.calls.add_(1)
+        return y
+
+
+@pytest.mark.parametrize("module", [_Pair(), _Counting()], ids=["tuple", "buffer-mutation"])
+def test_a_field_must_return_one_tensor_and_change_nothing(module):
+    translate, _ = _jax()
+    with pytest.raises(UnsupportedError, match="must return one tensor and change no buffer"):
+        translate.translate(
+            module, (torch.tensor(0.0, dtype=torch.float64), torch.ones(3, dtype=torch.float64))
+        )

@@ -94,19 +94,19 @@ def test_capabilities_solvers_and_refusals():
 
 @needs_jax
 @pytest.mark.slow
-def test_case_measured_by_the_harness(cache_dir):
+@pytest.mark.parametrize("method", ["recursive_checkpoint@diffrax", "forward@diffrax"])
+def test_case_measured_by_the_harness(cache_dir, method):
     """One diffrax case end to end: ok, the analytic gradient to its tolerance, forward
-    evaluations counted (dopri5: six a step and one at the start), XLA's memory, compile apart."""
-    record = run_case(
-        Case(task="linear", method="recursive_checkpoint@diffrax", size=2, repeats=1), cache_dir=cache_dir
-    )
+    evaluations counted (dopri5: six a step and one at the start), XLA's memory, compile apart.
+    Forward mode's backward is empty: its tangents ride the forward solve."""
+    record = run_case(Case(task="linear", method=method, size=2, repeats=1), cache_dir=cache_dir)
     assert record.status == "ok", record.error
     assert record.grad_rel_error < 1e-5 and record.reference_kind == "analytic"
     assert record.nfe_forward == 6 * (record.steps_accepted + record.steps_rejected) + 1
-    assert record.nfe_backward > 0 and record.vjp_backward is None
+    assert (record.nfe_backward > 0) == (method != "forward@diffrax") and record.vjp_backward is None
     assert record.memory_backend == "xla" and record.peak_memory_bytes > 0
     assert record.compile_time_s > 0 and record.grad_rel_error_discrete is None
-    assert record.method_backend == "diffrax" and record.time_forward_s > 0 and record.time_backward_s > 0
+    assert record.method_backend == "diffrax" and record.framework == "jax" and record.time_forward_s > 0
 
 
 @needs_jax
@@ -150,4 +150,4 @@ def test_step_budget_is_a_max_steps_status(cache_dir):
         cache_dir=cache_dir,
     )
     assert record.status == "max_steps"
-    assert record.error == "MaxStepsExceeded: diffrax: the maximum number of solver steps (40) was reached"
+    assert "(5 steps per output interval, 40 in all)" in record.error and "\n" not in record.error
