@@ -30,7 +30,8 @@ test: setup
 	$(PY) -m pytest
 
 # The slow tier: forward mode beyond dopri5, the newer methods on low-order adaptive solvers,
-# the core methods other than naive on the variants of one study (CI runs it before `make test`).
+# the core methods other than naive on the variants of one study, the diffrax cases end to end,
+# compiled steps and the gate's own test (CI runs it before `make test`).
 test-slow: setup
 	$(PY) -m pytest -m slow
 

@@ -40,6 +40,7 @@ def test_the_baseline_is_the_gate_suite_all_ok(committed):
     assert len(committed) == 59 and len(ratios) == 4 + 4 + 1  # ratio rows: one per method
 
 
+@pytest.mark.slow  # about 50 s; the slow tier runs it in CI, right after `make gate` compares the same way
 def test_the_gate_passes_on_the_committed_baseline(committed, current):
     result = compare(
         committed, load(current), base_ratios=load_ratios(BASELINE), new_ratios=load_ratios(current)
