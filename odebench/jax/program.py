@@ -138,10 +138,9 @@ class Program:
             forward = jax.jit(lambda p, y: jax.vjp(loss_of, p, y, has_aux=True))
             self._forward = forward.lower(self.params, jp.y0).compile()
             self.compile_s["forward"] = time.perf_counter() - started
-            pullback = self.forward()[1]  # the backward is lowered for the pullback's structure
             started = time.perf_counter()
             backward = jax.jit(lambda pull: pull(jnp.ones((), dtype=jp.y0.dtype)))
-            self._backward = backward.lower(pullback).compile()
+            self._backward = backward.lower(self._forward.out_info[1]).compile()  # the pullback's shapes
             self.compile_s["backward"] = time.perf_counter() - started
         else:  # one solve carries the tangents; its loss and statistics come back as aux
 

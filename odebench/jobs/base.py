@@ -320,12 +320,13 @@ def classify(exc: BaseException) -> str:
     """The status of an exception raised while running a job.
 
     torchdiffeq asserts and the native integrator raises with the same messages, so a failure
-    gets the same status whichever integrator met it (diffrax's step budget too).
+    gets the same status whichever integrator met it (diffrax's step budget arrives as
+    `MaxStepsExceeded`, `odebench.jax.program`).
     """
     from odebench.errors import MaxStepsExceeded
 
     message = str(exc)
-    if isinstance(exc, MaxStepsExceeded) or any(s in message for s in _MAX_STEPS):
+    if isinstance(exc, MaxStepsExceeded) or "max_num_steps exceeded" in message:
         return "max_steps"
     if isinstance(exc, MemoryError) or any(s in message for s in _OUT_OF_MEMORY):
         return "memory"
@@ -336,8 +337,6 @@ def classify(exc: BaseException) -> str:
     return "error"
 
 
-#: How a step budget ran out reads (torchdiffeq and the native integrator, diffrax).
-_MAX_STEPS = ("max_num_steps exceeded", "maximum number of solver steps was reached")
 #: How an allocation beyond the memory limit reads (torch's CPU and CUDA allocators, the OS).
 _OUT_OF_MEMORY = ("can't allocate memory", "Cannot allocate memory", "out of memory", "RESOURCE_EXHAUSTED")
 

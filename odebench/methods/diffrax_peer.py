@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from odebench.errors import UnsupportedError
 from odebench.jax import missing
 from odebench.methods.base import Capabilities, GradientMethod, validate
+from odebench.methods.peer_backend import register_each
 
 BACKEND = "diffrax"
 KIDGER = "Kidger, On Neural Differential Equations, PhD thesis, 2021 (diffrax)"
@@ -185,9 +186,4 @@ PEERS = {
 
 def register_all(registry) -> None:
     """Register the diffrax methods, or each as unavailable with the install hint."""
-    reason = missing()
-    for name, cls in PEERS.items():
-        if reason is None:
-            registry.register(name, cls())
-        else:
-            registry.register_unavailable(name, reason)
+    register_each(registry, PEERS, missing())

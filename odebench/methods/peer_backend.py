@@ -29,7 +29,12 @@ def register_peers(
     version); `entry_points` must be callable in it; `supported` is the version the wrappers are
     written against, named when an entry point is missing.
     """
-    reason = _backend_problem(backend, entry_points, supported)
+    register_each(registry, peers, _backend_problem(backend, entry_points, supported))
+
+
+def register_each(registry: Registry, peers: Mapping[str, type], reason: str | None) -> None:
+    """Register an instance of every class of `peers` under its name, or, with a `reason` the
+    backend cannot be used, every name as unavailable with it."""
     for name, cls in peers.items():
         if reason is None:
             registry.register(name, cls())
