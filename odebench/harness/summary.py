@@ -159,8 +159,12 @@ def _overhead(records: Sequence[Record]) -> str:
         parts.append(
             f"each case took a median {ratio:.0f}x the time of one forward+backward, because it is run "
             "several times: the counted run (which measures peak memory and warms up), the exactness "
-            "check and the timed repeats (and the reference gradient's lookup); a compiled step's "
-            "compile time is left out"
+            "check and the timed repeats (and the reference gradient's lookup)"
+            + (
+                "; a compiled step's compile time is left out"
+                if any(r.compile_time_s for r in torch_cases)
+                else ""
+            )
         )
     if jax_cases:
         wall = pd.Series([r.wall_time_s for r in jax_cases]).median()
